@@ -1,0 +1,3 @@
+"""dlgrade: auto-graded deep-learning exercises with a sandboxed, pytest-style grader."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""``python -m autograder`` is ``dlgrade``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Grading checks, one module per assignment (hidden from student processes)."""

@@ -1,0 +1,85 @@
+"""The ``dlgrade`` command line: a thin layer over the stage functions; errors become exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import course
+from .batch import BatchError, grade_course, parse_shard, summary_table, write_reports
+from .check import check_notebook, format_table
+from .notebook import NotebookError
+from .sandbox import SandboxError, protection_table
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dlgrade", description="Auto-grading for the deep-learning course.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    grade = sub.add_parser("grade", help="grade every submission in a course folder (nbgrader layout)")
+    grade.add_argument("course_dir", nargs="?", default=".", type=Path, help="folder holding submitted/")
+    grade.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
+    grade.add_argument("--student", action="append", help="student id (repeatable; default: all)")
+    grade.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: CPU cores)")
+    grade.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    grade.add_argument("--shard", help="grade only shard i of n (i/n), for parallel machines")
+
+    check = sub.add_parser("check", help="run a notebook's public tests (for students)")
+    check.add_argument("notebook", type=Path)
+
+    merge = sub.add_parser("merge", help="rebuild grades.csv and the gradebook from graded/ (after shards)")
+    merge.add_argument("course_dir", nargs="?", default=".", type=Path)
+
+    demo = sub.add_parser("demo", help="run the whole flow on the built-in course in a temporary folder")
+    demo.add_argument("--keep", type=Path, help="build the demo course here and keep it")
+
+    sub.add_parser("doctor", help="show which sandbox protections this machine provides")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``dlgrade`` and ``python -m autograder``."""
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (BatchError, course.CourseError, NotebookError, SandboxError) as err:
+        print(f"dlgrade {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished submissions are saved; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "grade":
+        if not args.course_dir.is_dir():
+            raise BatchError(f"{args.course_dir} is not a folder")
+        if args.workers is not None and args.workers < 1:
+            raise BatchError("--workers must be at least 1")
+        print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
+        summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
+                               workers=args.workers, force=args.force, shard=parse_shard(args.shard))
+        print(summary_table(summary.graded))
+        print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
+              f"see {args.course_dir / 'grades.csv'}")
+        for error in summary.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 1 if summary.errors else 0
+    if args.command == "check":
+        results = check_notebook(args.notebook)
+        print(format_table(args.notebook, results))
+        return 0 if all(r.passed for r in results) else 1
+    if args.command == "merge":
+        results = write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))
+        print(summary_table(results))
+        return 0
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return run_demo(args.keep)
+    if args.command == "doctor":
+        print("Sandbox protections on this machine:\n" + protection_table())
+        return 0
+    raise AssertionError(args.command)

@@ -1,0 +1,94 @@
+"""The built-in course: where each assignment's source notebook, reference and checks live.
+
+``source/<id>/<notebook>`` (authoring) -> ``assignments/<id>/<notebook>`` (released) -> submissions ->
+``autograder/checks/<id>.py`` with ``solutions/<id>.py`` (grading). Points come from the source
+notebook's nbgrader test cells: cell ``test_<function>`` gives the points of ``<function>``'s checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+from pathlib import Path
+from types import ModuleType
+
+from .checking import Suite
+from .notebook import grade_cell_points
+
+ASSIGNMENTS = {
+    "a1_linear_regression": "linear_regression.ipynb",
+    "a2_mlp": "mlp.ipynb",
+    "a3_training_loop": "training_loop.ipynb",
+    "a4_backprop": "backprop.ipynb",
+    "a5_classification": "classification.ipynb",
+}
+
+
+class CourseError(LookupError):
+    """An assignment or course file the grader needs is missing."""
+
+
+def course_root() -> Path:
+    """Folder holding ``source/``, ``assignments/`` and ``solutions/`` (``DLGRADE_HOME`` overrides)."""
+    return Path(os.environ.get("DLGRADE_HOME") or Path(__file__).resolve().parents[1])
+
+
+def available() -> list[str]:
+    """Assignments with checks in this installation, in course order."""
+    return [a for a in ASSIGNMENTS if importlib.util.find_spec(f"autograder.checks.{a}") is not None]
+
+
+def notebook_name(assignment: str) -> str:
+    if assignment not in ASSIGNMENTS:
+        raise CourseError(f"unknown assignment {assignment!r}; known: {', '.join(ASSIGNMENTS)}")
+    return ASSIGNMENTS[assignment]
+
+
+def source_notebook(assignment: str) -> Path:
+    return course_root() / "source" / assignment / notebook_name(assignment)
+
+
+def released_notebook(assignment: str) -> Path:
+    return course_root() / "assignments" / assignment / notebook_name(assignment)
+
+
+@functools.cache
+def suite(assignment: str) -> Suite:
+    """The checks of ``assignment``."""
+    notebook_name(assignment)
+    try:
+        module = importlib.import_module(f"autograder.checks.{assignment}")
+    except ModuleNotFoundError as err:
+        raise CourseError(f"no checks for {assignment!r} in this installation") from err
+    return module.SUITE
+
+
+@functools.cache
+def reference(assignment: str) -> ModuleType:
+    """The reference solution module ``solutions/<assignment>.py`` (never shipped to students)."""
+    path = course_root() / "solutions" / f"{assignment}.py"
+    if not path.is_file():
+        raise CourseError(f"reference solution {path} not found (set DLGRADE_HOME to the course repository)")
+    spec = importlib.util.spec_from_file_location(f"dlgrade_solutions.{assignment}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@functools.cache
+def points(assignment: str) -> dict[str, float]:
+    """Points of each graded function, from the source notebook's ``test_<function>`` cells."""
+    cells = grade_cell_points(source_notebook(assignment))
+    functions = suite(assignment).functions
+    missing = [f for f in functions if f"test_{f}" not in cells]
+    if missing:
+        raise CourseError(f"{source_notebook(assignment)} has no test cell for {', '.join(missing)}")
+    return {f: cells[f"test_{f}"] for f in functions}
+
+
+def secret_paths() -> list[Path]:
+    """Folders a student process must never see."""
+    root = course_root()
+    return [root / "solutions", root / "source", Path(__file__).resolve().parent]

@@ -1,0 +1,100 @@
+"""Results in Gradescope's autograder schema, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_OUTPUT_CHARS = 4000
+
+
+@dataclass
+class TestResult:
+    """One Gradescope test: ``name`` starts with the graded function and a colon."""
+
+    name: str
+    score: float
+    max_score: float
+    output: str = ""
+    visibility: str = "visible"
+
+
+@dataclass
+class SubmissionResult:
+    """Everything the grader says about one submission."""
+
+    student: str
+    assignment: str
+    score: float
+    max_score: float
+    execution_time: float
+    output: str
+    tests: list[TestResult] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The results.json document (Gradescope keys; our metadata under ``extra_data``)."""
+        return {
+            "score": round(self.score, 4),
+            "max_score": round(self.max_score, 4),
+            "execution_time": round(self.execution_time, 3),
+            "output": _clip(self.output),
+            "visibility": "visible",
+            "tests": [asdict(t) | {"output": _clip(t.output), "score": round(t.score, 4),
+                                   "max_score": round(t.max_score, 4)} for t in self.tests],
+            "extra_data": {"student": self.student, "assignment": self.assignment, **self.extra},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SubmissionResult:
+        extra = dict(data.get("extra_data", {}))
+        return cls(extra.pop("student", ""), extra.pop("assignment", ""), float(data["score"]),
+                   float(data["max_score"]), float(data.get("execution_time", 0)), data.get("output", ""),
+                   [TestResult(**t) for t in data.get("tests", [])], extra)
+
+    def function_scores(self) -> dict[str, float]:
+        """Score per graded function (the prefix of each test name)."""
+        scores: dict[str, float] = {}
+        for test in self.tests:
+            function = test.name.split(":", 1)[0]
+            scores[function] = scores.get(function, 0.0) + test.score
+        return scores
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_OUTPUT_CHARS else text[:MAX_OUTPUT_CHARS] + "\n[... output shortened]"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_result(folder: Path, result: SubmissionResult) -> None:
+    """Write ``results.json`` and ``feedback.html`` for one submission."""
+    from .feedback import render
+
+    write_atomic(folder / "feedback.html", render(result))
+    write_atomic(folder / "results.json", json.dumps(result.to_json(), indent=1))
+
+
+def read_result(folder: Path) -> SubmissionResult | None:
+    """The stored result in ``folder``, or None if absent or unreadable."""
+    try:
+        return SubmissionResult.from_json(json.loads((folder / "results.json").read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

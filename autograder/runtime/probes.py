@@ -1,0 +1,96 @@
+"""Probes: small, answer-free routines that exercise a notebook's names with plain data.
+
+Every probe takes the namespace first, then keywords, among them ``device``. The grader runs each probe
+twice with the same arguments: in the sandbox on the student's namespace and in its own process on the
+reference module's namespace, then compares the two plain results. Probes for one assignment live in
+``probes_<assignment>.py`` beside this file.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from typing import Any
+
+import numpy as np
+
+from .codec import TensorData
+
+_PROBE_NAME = re.compile(r"^(probes(?:_[a-z0-9_]+)?)\.([a-z_][a-z0-9_]*)$")
+
+
+class MissingName(NameError):
+    """The notebook does not define a name the grader needs."""
+
+    dlgrade_missing = True
+
+
+def run_probe(probe: str, ns: dict, args: Any) -> Any:
+    """Run probe ``module.function`` on namespace ``ns`` with decoded ``args`` (a dict of keywords)."""
+    match = _PROBE_NAME.match(probe)
+    if not match:
+        raise ValueError(f"unknown probe {probe!r}")
+    module = importlib.import_module(f"{__package__}.{match.group(1)}")
+    return getattr(module, match.group(2))(ns, **args)
+
+
+def lookup(ns: dict, name: str) -> Any:
+    """``ns[name]``, or :class:`MissingName` with a message for the student."""
+    if name not in ns:
+        raise MissingName(f"{name} is not defined in the notebook")
+    return ns[name]
+
+
+def materialize(value: Any, device: str | None = None) -> Any:
+    """Turn decoded plain data back into what a student function takes: arrays copied, tensors rebuilt."""
+    if isinstance(value, TensorData):
+        import torch
+
+        tensor = torch.tensor(value.array, dtype=getattr(torch, value.dtype), device=device or value.device)
+        return tensor.requires_grad_(value.requires_grad)
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, list):
+        return [materialize(v, device) for v in value]
+    if isinstance(value, tuple):
+        return tuple(materialize(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: materialize(v, device) for k, v in value.items()}
+    return value
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of every array or tensor in ``value`` (nested in lists, tuples and dicts), else None."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        return value.detach().cpu().numpy().copy()
+    if isinstance(value, (list, tuple)):
+        return [_snapshot(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _snapshot(v) for k, v in value.items()}
+    return None
+
+
+def _same(before: Any, after: Any) -> bool:
+    if before is None:
+        return True
+    if isinstance(before, list):
+        return isinstance(after, (list, tuple)) and len(after) == len(before) and all(
+            _same(b, a) for b, a in zip(before, after))
+    if isinstance(before, dict):
+        return isinstance(after, dict) and set(after) == set(before) and all(_same(before[k], after[k]) for k in before)
+    now = _snapshot(after)
+    return isinstance(now, np.ndarray) and now.shape == before.shape and np.array_equal(now, before, equal_nan=True)
+
+
+def call(ns: dict, name: str, args: list | tuple = (), kwargs: dict | None = None, device: str | None = None) -> dict:
+    """Call ``name(*args, **kwargs)``; report its return value and which array arguments it changed."""
+    fn = lookup(ns, name)
+    args = materialize(list(args), device)
+    kwargs = materialize(dict(kwargs or {}), device)
+    snaps = {str(i): _snapshot(v) for i, v in enumerate(args)} | {k: _snapshot(v) for k, v in kwargs.items()}
+    value = fn(*args, **kwargs)
+    given = {str(i): v for i, v in enumerate(args)} | kwargs
+    mutated = [k for k, snap in snaps.items() if not _same(snap, given[k])]
+    return {"value": value, "mutated": mutated}

@@ -1,0 +1,254 @@
+"""The sandbox's resident process: imports the heavy libraries once, then runs one submission at a time.
+
+It is started by ``autograder.sandbox`` (inside bubblewrap where available) and speaks framed messages on
+stdin/stdout. For each submission it forks a student process that drops privileges and limits itself,
+relays calls with hard deadlines, and afterwards kills every process the submission left behind and wipes
+its working folder. It never holds reference solutions or expected values.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import time
+
+from .codec import FdReader, write_fd
+
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+DEADLINE_MARGIN = 3.0
+
+
+def _prctl(option: int, value: int) -> bool:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class Zygote:
+    """Serves the grader: ``start`` a submission, ``call`` into it, ``end`` it."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.cfg = cfg
+        self.workdir = cfg["workdir"]
+        self.inbox = FdReader(os.dup(0))
+        self.out = os.dup(1)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1):
+            os.dup2(devnull, fd)
+        self.student: tuple[int, int, FdReader] | None = None  # pid, fd to it, reader from it
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def serve(self) -> None:
+        preloaded = self._preload()
+        write_fd(self.out, {"op": "ready", "preloaded": preloaded, "pid": os.getpid(), "euid": os.geteuid()})
+        while True:
+            try:
+                header, body = self.inbox.recv(None)
+            except EOFError:
+                self._sweep()
+                return
+            op = header.get("op")
+            if op == "start":
+                reply = self._start(header)
+            elif op == "call":
+                reply, body = self._call(header, body)
+                write_fd(self.out, reply, body)
+                continue
+            elif op == "end":
+                self._sweep()
+                reply = {"op": "ended"}
+            else:
+                reply = {"op": "error", "message": f"unknown op {op!r}"}
+            write_fd(self.out, reply)
+
+    def _preload(self) -> list[str]:
+        done = []
+        for name in self.cfg.get("preload", []):
+            try:
+                importlib.import_module(name)
+                done.append(name)
+            except Exception:  # noqa: BLE001 - a missing optional library only costs speed
+                continue
+        from . import probes, student  # noqa: F401 - imported once here, not in every fork
+
+        if "matplotlib" in sys.modules:
+            import matplotlib
+
+            matplotlib.use("Agg")
+        if "torch" in sys.modules:
+            import torch
+
+            torch.set_num_threads(1)
+        return done
+
+    # -- one submission -----------------------------------------------------------------------------
+    def _start(self, header: dict) -> dict:
+        self._sweep()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        os.makedirs(self.workdir, mode=0o700)
+        if os.geteuid() == 0 and self.cfg.get("uid") is not None:
+            os.chown(self.workdir, self.cfg["uid"], self.cfg["gid"])
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(to_w)
+                os.close(from_r)
+                self._become_student(header, to_r, from_w)
+            finally:
+                os._exit(70)
+        os.close(to_r)
+        os.close(from_w)
+        self.student = (pid, to_w, FdReader(from_r))
+        cells: list[dict] = []
+        deadline = time.monotonic() + float(header["limits"]["notebook_seconds"])
+        reason = None
+        while True:
+            try:
+                msg, _ = self.student[2].recv(max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                reason = "the notebook took longer than its time budget to run"
+                break
+            except EOFError:
+                reason = "the notebook's process ended while running cells"
+                break
+            if msg.get("op") == "cells_done":
+                break
+            if msg.get("op") == "cell":
+                cells.append(msg)
+        if reason:
+            self._sweep()
+        return {"op": "started", "cells": cells, "alive": reason is None, "reason": reason}
+
+    def _become_student(self, header: dict, from_zygote: int, to_zygote: int) -> None:
+        os.setsid()
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        for fd in (self.out, self.inbox.fd):
+            os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        limits = header["limits"]
+        uid = self.cfg.get("uid")
+        if os.geteuid() == 0 and uid is not None:
+            os.setgroups([])
+            os.setgid(self.cfg["gid"])
+            os.setuid(uid)
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+        for res, value in (
+            (resource.RLIMIT_AS, limits["memory_bytes"]),
+            (resource.RLIMIT_FSIZE, limits["file_bytes"]),
+            (resource.RLIMIT_NOFILE, 256),
+            (resource.RLIMIT_CORE, 0),
+        ):
+            resource.setrlimit(res, (value, value))
+        os.chdir(self.workdir)
+        os.environ.clear()
+        os.environ.update(
+            HOME=self.workdir, TMPDIR=self.workdir, PATH="/usr/local/bin:/usr/bin:/bin", MPLBACKEND="Agg",
+            MPLCONFIGDIR=os.path.join(self.workdir, ".matplotlib"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+            OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0",
+        )
+        sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+        sys.argv = ["notebook"]
+        sys.path[:] = [p for p in sys.path if p and p != os.getcwd()]
+        from .student import run_submission
+
+        run_submission(header["cells"], from_zygote, to_zygote, limits)
+
+    def _call(self, header: dict, body: bytes) -> tuple[dict, bytes]:
+        if self.student is None:
+            return {"ok": False, "error": {"kind": "dead", "message": "the notebook's process is not running"}}, b""
+        seconds = float(header.get("seconds", 10))
+        try:
+            write_fd(self.student[1], header, body, timeout=DEADLINE_MARGIN)
+            return self.student[2].recv(seconds + 2 * DEADLINE_MARGIN + 5)
+        except (TimeoutError, EOFError, OSError):
+            self._sweep()
+            return {"ok": False, "error": {"kind": "dead", "message": "the notebook's process stopped answering"}}, b""
+
+    # -- cleanup ------------------------------------------------------------------------------------
+    def _sweep(self) -> None:
+        """Kill every process this zygote ever started, orphans included, and reap them."""
+        if self.student is not None:
+            for fd in (self.student[1], self.student[2].fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.student = None
+        me = os.getpid()
+        for _ in range(200):
+            victims = _descendants(me)
+            if not victims:
+                break
+            for pid in victims:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            _reap(0.01)
+        _reap(0)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.cfg.get("private_tmp") and os.path.isdir("/dev/shm"):
+            for entry in os.listdir("/dev/shm"):
+                path = os.path.join("/dev/shm", entry)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if fields[0] == b"Z":
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _reap(wait: float) -> None:
+    end = time.monotonic() + wait
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() >= end:
+                return
+            time.sleep(0.002)
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    _prctl(PR_SET_DUMPABLE, 0)
+    Zygote(cfg).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Shared fixtures: one warm sandbox for the session, and helpers to grade a notebook built in a test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import course, samples
+from autograder.grading import Grader
+from autograder.results import SubmissionResult
+from autograder.sandbox import Limits, Worker
+
+# Budgets small enough that a test of an endless loop takes seconds, big enough for real work on 2 cores.
+TEST_LIMITS = Limits(cell_seconds=6.0, notebook_seconds=90.0, call_seconds=6.0)
+
+
+@pytest.fixture(scope="session")
+def worker() -> Iterator[Worker]:
+    with Worker(0, TEST_LIMITS, hide=course.secret_paths()) as w:
+        yield w
+
+
+@pytest.fixture(scope="session")
+def graders() -> dict[str, Grader]:
+    return {}
+
+
+@pytest.fixture
+def grade(worker: Worker, graders: dict[str, Grader], tmp_path: Path):
+    """grade(assignment, notebook_or_bytes, name=None) -> SubmissionResult, through the real sandbox."""
+
+    def run(assignment: str, nb: nbformat.NotebookNode | bytes | str, name: str | None = None) -> SubmissionResult:
+        if assignment not in graders:
+            graders[assignment] = Grader(assignment)
+        folder = tmp_path / "submitted" / "student" / assignment
+        samples.write(nb, folder / (name or course.notebook_name(assignment)))
+        return graders[assignment].grade(folder, worker, "student")
+
+    return run
+
+
+def failing_functions(result: SubmissionResult) -> set[str]:
+    """Functions with at least one failed test."""
+    return {t.name.split(":")[0] for t in result.tests if t.score < t.max_score}
+
+
+def outputs(result: SubmissionResult, function: str) -> str:
+    return "\n".join(t.output for t in result.tests if t.name.startswith(f"{function}:"))

@@ -33,7 +33,7 @@ class Failure(Exception):
 class StudentSide(Protocol):
     """Where student code runs: ``call(probe, args, seconds) -> Reply``."""
 
-    def call(self, probe: str, args: dict, seconds: float | None = None) -> Reply: ...
+    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None) -> Reply: ...
 
 
 class LocalSide:
@@ -42,7 +42,7 @@ class LocalSide:
     def __init__(self, namespace: dict) -> None:
         self.namespace = namespace
 
-    def call(self, probe: str, args: dict, seconds: float | None = None) -> Reply:
+    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None) -> Reply:
         from .runtime.student import describe_exception
 
         try:
@@ -145,7 +145,7 @@ class Trial:
     def probe(self, probe: str, label: str | None = None, seconds: float | None = None, **args: Any) -> Any:
         """Run ``probe`` on the student's namespace; errors become feedback about ``label``."""
         args.setdefault("device", self.device)
-        reply = self.student.call(probe, args, seconds or self.check.seconds)
+        reply = self.student.call(probe, args, seconds or self.check.seconds, key=label or self.check.function)
         if not reply.ok:
             raise Failure(student_error(label or self.check.function, reply.error or {}))
         return reply.value

@@ -9,7 +9,15 @@ from pathlib import Path
 
 from . import course
 from .checking import ReferenceSide, StudentSide, TestOutcome, run_check, student_error
-from .notebook import Cell, NotebookError, cells_to_run, find_notebook, has_nbgrader_metadata, read_cells
+from .notebook import (
+    Cell,
+    NotebookError,
+    cells_to_run,
+    demo_cells,
+    find_notebook,
+    has_nbgrader_metadata,
+    read_cells,
+)
 from .results import SubmissionResult, TestResult
 from .sandbox import Worker
 
@@ -33,6 +41,7 @@ class Grader:
         self.reference = ReferenceSide(course.reference(assignment))
         self.points = course.points(assignment)
         self.counts = {f: sum(c.function == f for c in self.suite.checks) for f in self.suite.functions}
+        self.demo_sources = demo_cells(course.released_notebook(assignment))
 
     @property
     def max_score(self) -> float:
@@ -57,7 +66,7 @@ class Grader:
         if not has_nbgrader_metadata(cells):
             notes.append("the notebook has lost its nbgrader metadata; functions were found by name")
         try:
-            run = worker.run_notebook(cells_to_run(cells, include_tests=False))
+            run = worker.run_notebook(cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources))
             notes += cell_notes(cells, run)
             outcomes = [run_check(check, worker, self.reference) for check in self.suite.checks]
         finally:

@@ -6,6 +6,7 @@ written for the student; a file uploaded under another name is found and graded 
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
 import re
@@ -77,8 +78,13 @@ def has_nbgrader_metadata(cells: list[Cell]) -> bool:
     return any(c.grade_id for c in cells)
 
 
-def cells_to_run(cells: list[Cell], include_tests: bool) -> list[dict]:
-    """Code cells for the sandbox, magics and shell lines neutralised; test cells only if asked."""
+def cells_to_run(cells: list[Cell], include_tests: bool, demo_sources: frozenset[str] = frozenset()) -> list[dict]:
+    """Code cells for the sandbox, magics and shell lines neutralised.
+
+    Test cells run only if ``include_tests``. Cells whose source is one of ``demo_sources`` (the release's own
+    demonstration cells: plots, worked examples) are skipped unless they only import or define names: they
+    grade nothing, and skipping them keeps grading fast. Cells a student wrote or changed always run.
+    """
     runnable = []
     for cell in cells:
         if cell.kind != "code" or (cell.role == "test" and not include_tests) or not cell.source.strip():
@@ -86,8 +92,37 @@ def cells_to_run(cells: list[Cell], include_tests: bool) -> list[dict]:
         if cell.source.lstrip().startswith("%%"):
             continue
         source = "\n".join(_MAGIC.sub(r"\1pass  # \2", line) for line in cell.source.splitlines())
+        if cell.role == "plain" and cell.source.strip() in demo_sources and not defines_only(source):
+            continue
         runnable.append({"index": cell.index, "source": source, "grade_id": cell.grade_id})
     return runnable
+
+
+def demo_cells(released: Path) -> frozenset[str]:
+    """Sources of the plain (teaching) code cells of a released notebook."""
+    return frozenset(c.source.strip() for c in read_cells(released) if c.kind == "code" and c.role == "plain")
+
+
+def defines_only(source: str) -> bool:
+    """Whether a cell only imports modules and defines functions, classes or constants."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    simple = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Pass)
+    for node in tree.body:
+        if isinstance(node, simple):
+            continue
+        if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            continue
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            try:
+                ast.literal_eval(node.value)
+                continue
+            except ValueError:
+                return False
+        return False
+    return True
 
 
 def find_notebook(folder: Path, expected: str) -> tuple[Path | None, str | None]:

@@ -217,11 +217,12 @@ class Worker:
         reply, _ = self._ask(header, b"", limits.notebook_seconds + 30)
         return reply
 
-    def call(self, probe: str, args: dict, seconds: float | None = None) -> Reply:
-        """Run ``probe`` on the student's namespace in a fresh fork; never raises for student errors."""
+    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None) -> Reply:
+        """Run ``probe`` on the student's namespace in the fork serving ``key``; never raises for student errors."""
         seconds = float(seconds or self.limits.call_seconds)
+        header = {"op": "call", "probe": probe, "seconds": seconds, "key": key or probe}
         try:
-            reply, body = self._ask({"op": "call", "probe": probe, "seconds": seconds}, encode(args), seconds + 40)
+            reply, body = self._ask(header, encode(args), seconds + 40)
         except SandboxError as err:
             return Reply(False, error={"kind": "dead", "message": str(err)})
         if not reply.get("ok"):

@@ -1,9 +1,11 @@
-"""What runs as the student: each notebook cell in a fork of the state before it, then one fork per call.
+"""What runs as the student: the notebook's cells in order, then graded calls in per-function forks.
 
-A cell that crashes, exits or hangs is killed and skipped; the state from the cells before it carries on,
-so a bad exploratory cell costs only itself. Every graded call runs in a fresh fork of the final state, so
-a segfault or an endless loop costs only that call. This code shares the process with student code and
-is therefore not trusted: the resident process (``zygote``) enforces the hard deadlines.
+Cells run in this process, one after another, announcing each start to the resident process
+(``zygote``), which holds the deadlines: a cell that crashes, exits or hangs gets the whole process killed
+and the notebook is replayed without it, so a bad exploratory cell costs only itself. Graded calls run in a
+fork of the final state, one fork per graded name that serves that name's calls, so a segfault or an
+endless loop costs only the calls of that name. This code shares the process with student code and is not
+trusted: the zygote enforces the hard limits.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import linecache
 import os
 import resource
 import signal
-import sys
-import time
 import traceback
 from typing import Any
 
@@ -23,36 +23,14 @@ from .codec import CodecError, FdReader, decode, encode, write_fd
 MAX_MESSAGE_CHARS = 500
 
 
-def run_submission(cells: list[dict], from_zygote: int, to_zygote: int, limits: dict) -> None:
+def run_submission(cells: list[dict], from_zygote: int, to_zygote: int) -> None:
     """Execute ``cells`` (dicts with ``index`` and ``source``), then answer calls until the channel closes."""
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     for cell in cells:
-        _run_cell_in_fork(cell, ns, to_zygote, float(limits["cell_seconds"]))
+        write_fd(to_zygote, {"op": "cell_start", "index": cell["index"]})
+        write_fd(to_zygote, {"op": "cell", "index": cell["index"], **_exec_cell(cell, ns)})
     write_fd(to_zygote, {"op": "cells_done"})
-    _serve_calls(ns, FdReader(from_zygote), to_zygote)
-
-
-def _run_cell_in_fork(cell: dict, ns: dict, to_zygote: int, seconds: float) -> None:
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the cell runs here; on success this process carries the state on
-        os.close(r)
-        _cpu_limit(seconds)
-        report = {"op": "cell", "index": cell["index"], **_exec_cell(cell, ns)}
-        write_fd(to_zygote, report)
-        try:
-            os.write(w, b"k")
-            os.close(w)
-        except OSError:
-            pass
-        return
-    os.close(w)
-    outcome = _wait_for_child(pid, r, seconds, lambda: os.read(r, 1) == b"k")
-    os.close(r)
-    if outcome is None:
-        os._exit(0)  # the child holds the state now
-    _kill(pid)
-    write_fd(to_zygote, {"op": "cell", "index": cell["index"], "status": "failed", "error": outcome})
+    _CallServer(ns, to_zygote).serve(FdReader(from_zygote))
 
 
 def _exec_cell(cell: dict, ns: dict) -> dict:
@@ -60,58 +38,77 @@ def _exec_cell(cell: dict, ns: dict) -> dict:
     source = cell["source"]
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
-        code = compile(source, filename, "exec")
-        exec(code, ns)
+        exec(compile(source, filename, "exec"), ns)
     except BaseException as err:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are student errors too
         return {"status": "failed", "error": describe_exception(err)}
     return {"status": "ok"}
 
 
-def _serve_calls(ns: dict, reader: FdReader, to_zygote: int) -> None:
-    while True:
-        try:
-            header, body = reader.recv(None)
-        except EOFError:
-            os._exit(0)
+class _CallServer:
+    """Relays each call to a forked server for its key (one graded name), restarting it after a failure."""
+
+    def __init__(self, ns: dict, to_zygote: int) -> None:
+        self.ns, self.to_zygote = ns, to_zygote
+        self.servers: dict[str, tuple[int, int, FdReader]] = {}  # key -> pid, request fd, reply reader
+
+    def serve(self, reader: FdReader) -> None:
+        while True:
+            try:
+                header, body = reader.recv(None)
+            except EOFError:
+                os._exit(0)
+            reply, data = self._relay(header, body)
+            write_fd(self.to_zygote, reply, data)
+
+    def _relay(self, header: dict, body: bytes) -> tuple[dict, bytes]:
+        key = str(header.get("key") or header.get("probe"))
         seconds = float(header.get("seconds", 10))
-        r, w = os.pipe()
+        if key not in self.servers:
+            self.servers[key] = self._fork_server()
+        pid, request_fd, replies = self.servers[key]
+        try:
+            write_fd(request_fd, header, body, timeout=5)
+            return replies.recv(seconds)
+        except (TimeoutError, EOFError, OSError) as err:
+            del self.servers[key]
+            os.close(request_fd)
+            os.close(replies.fd)
+            error = _reap(pid) if not isinstance(err, TimeoutError) else None
+            _kill(pid)
+            if error is None:
+                error = {"kind": "timeout", "message": f"it was stopped after {seconds:g} s"}
+            return {"ok": False, "error": error}, b""
+
+    def _fork_server(self) -> tuple[int, int, FdReader]:
+        req_r, req_w = os.pipe()
+        rep_r, rep_w = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(r)
-            os.setpgid(0, 0)
-            _cpu_limit(seconds)
-            reply, data = _answer(ns, header, body)
             try:
-                write_fd(w, reply, data)
+                os.setpgid(0, 0)
+                os.close(req_w)
+                os.close(rep_r)
+                for _, fd, reader in self.servers.values():
+                    os.close(fd)
+                    os.close(reader.fd)
+                requests = FdReader(req_r)
+                while True:
+                    header, body = requests.recv(None)
+                    _cpu_limit(float(header.get("seconds", 10)))
+                    reply, data = _answer(self.ns, header, body)
+                    write_fd(rep_w, reply, data)
             finally:
                 os._exit(0)
-        os.close(w)
-        answer = _Answer(FdReader(r))
-        outcome = _wait_for_child(pid, r, seconds, answer.read)
-        os.close(r)
-        _kill(pid)
-        reply, data = answer.message if outcome is None else ({"ok": False, "error": outcome}, b"")
-        write_fd(to_zygote, reply, data)
-
-
-class _Answer:
-    """Collects one framed reply from a call's process."""
-
-    def __init__(self, reader: FdReader) -> None:
-        self.reader = reader
-        self.message: tuple[dict, bytes] = ({}, b"")
-
-    def read(self) -> bool:
-        self.message = self.reader.recv(5.0)
-        return True
+        os.close(req_r)
+        os.close(rep_w)
+        return pid, req_w, FdReader(rep_r)
 
 
 def _answer(ns: dict, header: dict, body: bytes) -> tuple[dict, bytes]:
     from .probes import run_probe
 
     try:
-        args = decode(body)
-        value = run_probe(header["probe"], ns, args)
+        value = run_probe(header["probe"], ns, decode(body))
     except BaseException as err:  # noqa: BLE001
         return {"ok": False, "error": describe_exception(err)}, b""
     try:
@@ -122,38 +119,24 @@ def _answer(ns: dict, header: dict, body: bytes) -> tuple[dict, bytes]:
         return {"ok": False, "error": {"kind": "memory", "message": "its result did not fit in memory"}}, b""
 
 
-def _wait_for_child(pid: int, fd: int, seconds: float, on_readable) -> dict | None:
-    """None when ``on_readable`` accepted what the child sent in time, else why the child failed."""
-    import select
+def _reap(pid: int, wait: float = 1.0) -> dict | None:
+    """How ``pid`` ended, if it ends within ``wait`` seconds."""
+    import time
 
-    deadline = time.monotonic() + seconds
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return {"kind": "timeout", "message": f"it was stopped after {seconds:g} s"}
-        ready, _, _ = select.select([fd], [], [], min(left, 0.2))
-        if ready:
-            try:
-                if on_readable():
-                    return None
-            except (EOFError, OSError, TimeoutError):
-                pass
-            return _exit_report(pid, deadline)
-        done, status = os.waitpid(pid, os.WNOHANG)
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
         if done:
-            return _describe_status(status)
+            return describe_status(status)
+        time.sleep(0.005)
+    return None
 
 
-def _exit_report(pid: int, deadline: float) -> dict:
-    while time.monotonic() < deadline:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return _describe_status(status)
-        time.sleep(0.01)
-    return {"kind": "timeout", "message": "it stopped answering"}
-
-
-def _describe_status(status: int) -> dict:
+def describe_status(status: int) -> dict:
+    """A student-readable account of a wait status."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         names = {
@@ -162,6 +145,7 @@ def _describe_status(status: int) -> dict:
             signal.SIGXCPU: "using more CPU time than allowed",
             signal.SIGXFSZ: "writing a file larger than allowed",
             signal.SIGABRT: "an abort in native code",
+            signal.SIGBUS: "a bus error (a crash in native code)",
         }
         return {"kind": "crashed", "message": f"the process ended with {names.get(sig, signal.Signals(sig).name)}"}
     code = os.WEXITSTATUS(status)
@@ -169,9 +153,9 @@ def _describe_status(status: int) -> dict:
 
 
 def _kill(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+    for kill in (os.killpg, os.kill):
         try:
-            target()
+            kill(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
     try:
@@ -181,8 +165,10 @@ def _kill(pid: int) -> None:
 
 
 def _cpu_limit(seconds: float) -> None:
+    """Allow ``seconds`` more CPU time from now (soft limit: SIGXCPU)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(usage.ru_utime + usage.ru_stime + seconds) + 1
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = int(seconds) + 1
     if hard != resource.RLIM_INFINITY:
         soft = min(soft, hard)
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
@@ -190,10 +176,10 @@ def _cpu_limit(seconds: float) -> None:
 
 def describe_exception(err: BaseException) -> dict:
     """Type, short message and the student's own traceback lines (cells only) of ``err``."""
-    kind = "memory" if isinstance(err, MemoryError) else "exception"
-    if isinstance(err, SystemExit):
-        kind = "exit"
-    if getattr(err, "dlgrade_missing", False):
+    kind = "exception"
+    if isinstance(err, MemoryError):
+        kind = "memory"
+    elif getattr(err, "dlgrade_missing", False):
         kind = "missing"
     message = str(err)
     if len(message) > MAX_MESSAGE_CHARS:
@@ -208,7 +194,3 @@ def describe_exception(err: BaseException) -> dict:
     if len(frames) > 6:
         frames = frames[:3] + frames[-3:]
     return {"kind": kind, "type": type(err).__name__, "message": message, "frames": frames}
-
-
-if __name__ == "__main__":  # pragma: no cover - this module is driven by the zygote
-    sys.exit("run by the dlgrade zygote")

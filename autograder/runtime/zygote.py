@@ -23,6 +23,7 @@ from .codec import FdReader, write_fd
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 DEADLINE_MARGIN = 3.0
+MAX_REPLAYS = 6
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -91,6 +92,30 @@ class Zygote:
 
     # -- one submission -----------------------------------------------------------------------------
     def _start(self, header: dict) -> dict:
+        """Run the cells; a cell that hangs or kills the process is skipped and the notebook replayed."""
+        limits = header["limits"]
+        deadline = time.monotonic() + float(limits["notebook_seconds"])
+        skipped: dict[int, dict] = {}
+        for _ in range(MAX_REPLAYS):
+            cells = [c for c in header["cells"] if c["index"] not in skipped]
+            reports, bad, error = self._run_cells(cells, limits, deadline)
+            if bad is None or bad < 0:
+                break
+            skipped[bad] = error
+            if time.monotonic() >= deadline:
+                bad, error = -1, {"message": "the notebook ran out of time"}
+                break
+        else:
+            bad, error = -1, {"message": "too many cells crashed the notebook"}
+        if bad is not None:
+            self._sweep()
+        failed = [{"op": "cell", "index": i, "status": "failed", "error": e} for i, e in skipped.items()]
+        cells = sorted(reports + failed, key=lambda r: r["index"])
+        return {"op": "started", "cells": cells, "alive": bad is None,
+                "reason": None if bad is None else error.get("message")}
+
+    def _run_cells(self, cells: list[dict], limits: dict, deadline: float) -> tuple[list[dict], int | None, dict]:
+        """Start the student process on ``cells``; (reports, index of a fatal cell or None, its error)."""
         self._sweep()
         shutil.rmtree(self.workdir, ignore_errors=True)
         os.makedirs(self.workdir, mode=0o700)
@@ -103,33 +128,42 @@ class Zygote:
             try:
                 os.close(to_w)
                 os.close(from_r)
-                self._become_student(header, to_r, from_w)
+                self._become_student(cells, limits, to_r, from_w)
             finally:
                 os._exit(70)
         os.close(to_r)
         os.close(from_w)
         self.student = (pid, to_w, FdReader(from_r))
-        cells: list[dict] = []
-        deadline = time.monotonic() + float(header["limits"]["notebook_seconds"])
-        reason = None
+        reports: list[dict] = []
+        current = None
+        cell_deadline = deadline
         while True:
+            timeout = max(0.0, min(deadline, cell_deadline) - time.monotonic())
             try:
-                msg, _ = self.student[2].recv(max(0.0, deadline - time.monotonic()))
+                msg, _ = self.student[2].recv(timeout)
             except TimeoutError:
-                reason = "the notebook took longer than its time budget to run"
-                break
+                if current is None:
+                    return reports, -1, {"kind": "timeout", "message": "the notebook ran out of time"}
+                seconds = limits["cell_seconds"] if cell_deadline <= deadline else limits["notebook_seconds"]
+                return reports, current, {"kind": "timeout", "message": f"it was stopped after {seconds:g} s"}
             except EOFError:
-                reason = "the notebook's process ended while running cells"
-                break
-            if msg.get("op") == "cells_done":
-                break
-            if msg.get("op") == "cell":
-                cells.append(msg)
-        if reason:
-            self._sweep()
-        return {"op": "started", "cells": cells, "alive": reason is None, "reason": reason}
+                from .student import describe_status
 
-    def _become_student(self, header: dict, from_zygote: int, to_zygote: int) -> None:
+                status = _wait(pid, 2.0)
+                error = describe_status(status) if status is not None else {"kind": "crashed",
+                                                                             "message": "the process ended"}
+                return reports, current if current is not None else -1, error
+            op = msg.get("op")
+            if op == "cell_start":
+                current = msg.get("index")
+                cell_deadline = time.monotonic() + float(limits["cell_seconds"])
+            elif op == "cell":
+                reports.append(msg)
+                current, cell_deadline = None, deadline
+            elif op == "cells_done":
+                return reports, None, {}
+
+    def _become_student(self, cells: list[dict], limits: dict, from_zygote: int, to_zygote: int) -> None:
         os.setsid()
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         for fd in (self.out, self.inbox.fd):
@@ -137,7 +171,6 @@ class Zygote:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        limits = header["limits"]
         uid = self.cfg.get("uid")
         if os.geteuid() == 0 and uid is not None:
             os.setgroups([])
@@ -149,6 +182,7 @@ class Zygote:
             (resource.RLIMIT_FSIZE, limits["file_bytes"]),
             (resource.RLIMIT_NOFILE, 256),
             (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_CPU, int(limits["notebook_seconds"]) + 1),
         ):
             resource.setrlimit(res, (value, value))
         os.chdir(self.workdir)
@@ -163,7 +197,7 @@ class Zygote:
         sys.path[:] = [p for p in sys.path if p and p != os.getcwd()]
         from .student import run_submission
 
-        run_submission(header["cells"], from_zygote, to_zygote, limits)
+        run_submission(cells, from_zygote, to_zygote)
 
     def _call(self, header: dict, body: bytes) -> tuple[dict, bytes]:
         if self.student is None:
@@ -228,6 +262,21 @@ def _descendants(root: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def _wait(pid: int, seconds: float) -> int | None:
+    """Wait status of child ``pid`` if it ends within ``seconds``."""
+    end = time.monotonic() + seconds
+    while True:
+        try:
+            done, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if done:
+            return status
+        if time.monotonic() >= end:
+            return None
+        time.sleep(0.005)
 
 
 def _reap(wait: float) -> None:

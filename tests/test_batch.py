@@ -1,0 +1,153 @@
+"""Class-scale grading: resumable, idempotent, sharded, reports written, other students' files safe."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEST_LIMITS
+
+from autograder import course, samples
+from autograder.batch import BatchError, discover, grade_course, in_shard, parse_shard, write_reports
+from autograder.results import read_result
+
+A1 = "a1_linear_regression"
+NAME = course.notebook_name(A1)
+WRONG = {"mse_gradient": "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)\n"}
+
+
+def make_course(root: Path, n: int) -> Path:
+    for i in range(n):
+        nb = samples.build(A1, WRONG if i % 2 else None)
+        samples.write(nb, root / "submitted" / f"s{i:02d}" / A1 / NAME)
+    return root
+
+
+def results(root: Path) -> dict[str, float]:
+    return {p.parent.parent.name: read_result(p.parent).score for p in (root / "graded").glob(f"*/{A1}/results.json")}
+
+
+def csv_rows(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def graded_course(tmp_path_factory) -> Path:
+    root = make_course(tmp_path_factory.mktemp("course"), 6)
+    grade_course(root, workers=2, limits=TEST_LIMITS)
+    return root
+
+
+def test_every_submission_gets_results_feedback_and_a_csv_row(graded_course) -> None:
+    scores = results(graded_course)
+    full = sum(course.points(A1).values())
+    assert scores == {f"s{i:02d}": (full if i % 2 == 0 else full - 3) for i in range(6)}
+    for student in scores:
+        assert (graded_course / "graded" / student / A1 / "feedback.html").is_file()
+    rows = csv_rows(graded_course / "grades.csv")
+    assert [(r["student"], float(r["score"])) for r in rows] == sorted(scores.items())
+    assert (graded_course / "grades.png").stat().st_size > 1000
+
+
+def test_rerunning_regrades_only_changed_submissions_and_force_regrades_all(graded_course) -> None:
+    stamp = {p: p.stat().st_mtime_ns for p in (graded_course / "graded").glob("*/*/results.json")}
+    again = grade_course(graded_course, workers=1, limits=TEST_LIMITS)
+    assert again.skipped == 6 and again.graded == []
+    assert stamp == {p: p.stat().st_mtime_ns for p in stamp}
+    samples.write(samples.build(A1), graded_course / "submitted" / "s01" / A1 / NAME)
+    changed = grade_course(graded_course, workers=1, limits=TEST_LIMITS)
+    assert [r.student for r in changed.graded] == ["s01"] and changed.skipped == 5
+    assert results(graded_course)["s01"] == sum(course.points(A1).values())
+    forced = grade_course(graded_course, workers=2, limits=TEST_LIMITS, force=True)
+    assert len(forced.graded) == 6 and forced.skipped == 0
+
+
+def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path) -> None:
+    root = make_course(tmp_path, 8)
+    proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(list(root.glob("graded/*/*/results.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=60)
+    done_before = len(list(root.glob("graded/*/*/results.json")))
+    assert 2 <= done_before < 8
+    assert list(root.glob("graded/**/.*.tmp")) == []
+    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
+    assert summary.skipped == done_before and len(summary.graded) == 8 - done_before
+    fresh = make_course(tmp_path / "fresh", 8)
+    grade_course(fresh, workers=2, limits=TEST_LIMITS)
+    assert results(root) == results(fresh)
+    assert len(csv_rows(root / "grades.csv")) == 8
+
+
+def test_shards_merged_equal_an_unsharded_run(tmp_path, graded_course) -> None:
+    jobs = discover(graded_course)
+    shards = [[j.student for j in jobs if in_shard(j, (i, 3))] for i in (1, 2, 3)]
+    assert sorted(sum(shards, [])) == sorted(j.student for j in jobs)
+    merged = tmp_path / "merged"
+    for i in (1, 2, 3):
+        part = make_course(tmp_path / f"shard{i}", 6)
+        grade_course(part, workers=1, limits=TEST_LIMITS, shard=(i, 3))
+        assert sorted(results(part)) == sorted(shards[i - 1])
+        for path in (part / "graded").glob("*/*/*"):
+            target = merged / path.relative_to(part)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+    write_reports(merged)
+    strip = [{k: v for k, v in r.items()} for r in csv_rows(merged / "grades.csv")]
+    assert strip == csv_rows(graded_course / "grades.csv")
+
+
+def test_shard_and_option_errors_are_explained(tmp_path) -> None:
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("0/4", "5/4", "x", "1-2"):
+        with pytest.raises(BatchError, match="shard"):
+            parse_shard(bad)
+    with pytest.raises(BatchError, match="no submitted/ folder"):
+        discover(tmp_path)
+    make_course(tmp_path, 1)
+    with pytest.raises(BatchError, match="unknown assignment 'a9'"):
+        discover(tmp_path, ["a9"])
+
+
+def test_a_submission_cannot_touch_other_students_results_or_the_gradebook(tmp_path) -> None:
+    root = make_course(tmp_path, 1)
+    victim = root / "graded" / "s00" / A1 / "results.json"
+    gradebook = root / "gradebook.db"
+    attack = ("import os, glob\n"
+              f"targets = [{str(victim)!r}, {str(gradebook)!r}, {str(root / 'grades.csv')!r}]\n"
+              "for t in targets + glob.glob('/**/results.json', recursive=True):\n"
+              "    try:\n"
+              "        open(t, 'w').write('{}')\n"
+              "    except OSError:\n"
+              "        pass\n")
+    samples.write(samples.build(A1, extra_cells=[attack]), root / "submitted" / "zz_attacker" / A1 / NAME)
+    grade_course(root, workers=1, limits=TEST_LIMITS, students=["s00"])
+    before = victim.read_bytes()
+    summary = grade_course(root, workers=1, limits=TEST_LIMITS)
+    assert [r.student for r in summary.graded] == ["zz_attacker"]
+    assert victim.read_bytes() == before and not gradebook.exists()
+    assert read_result(root / "graded" / "zz_attacker" / A1).score == sum(course.points(A1).values())
+
+
+def test_cli_grade_prints_a_summary_and_exits_zero_when_every_submission_has_a_result(tmp_path) -> None:
+    root = make_course(tmp_path, 2)
+    samples.write(b"{broken", root / "submitted" / "s02" / A1 / NAME)
+    done = run_cli("grade", str(root), "--assignment", A1, "--workers", "2")
+    assert done.returncode == 0, done.stderr
+    assert "s02" in done.stdout and "graded 3, unchanged 0" in done.stdout
+    assert "[3/3]" in done.stderr and "Sandbox protections" in done.stderr
+    bad = run_cli("grade", str(root), "--assignment", "nope")
+    assert bad.returncode == 2 and "unknown assignment 'nope'" in bad.stderr

@@ -1,0 +1,77 @@
+"""Stock nbgrader and dlgrade agree: full marks for the reference, zero for the release, same totals;
+and after ``dlgrade grade`` nbgrader's own ``export`` shows dlgrade's scores."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEST_LIMITS
+
+from autograder import course, samples
+from autograder.batch import grade_course
+from autograder.results import read_result
+
+ASSIGNMENTS = course.available()
+NBGRADER = [sys.executable, "-m", "nbgrader"]
+
+
+def nbgrader(root: Path, *args: str) -> None:
+    done = subprocess.run([*NBGRADER, *args], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def export(root: Path) -> dict[tuple[str, str], float]:
+    nbgrader(root, "export")
+    with open(root / "grades.csv") as f:
+        return {(r["assignment"], r["student_id"]): float(r["raw_score"]) for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def nbgrader_course(tmp_path_factory) -> Path:
+    """A course released with a gradebook, one full-marks and one untouched submission per assignment."""
+    root = tmp_path_factory.mktemp("course")
+    shutil.copy(course.course_root() / "nbgrader_config.py", root)
+    for assignment in ASSIGNMENTS:
+        shutil.copytree(course.source_notebook(assignment).parent, root / "source" / assignment)
+        nbgrader(root, "db", "assignment", "add", assignment)
+        nbgrader(root, "generate_assignment", assignment)
+        name = course.notebook_name(assignment)
+        samples.write(samples.build(assignment), root / "submitted" / "ref" / assignment / name)
+        samples.write(samples.build(assignment, solved=False), root / "submitted" / "zero" / assignment / name)
+    return root
+
+
+@pytest.mark.slow
+def test_nbgrader_autograde_and_dlgrade_give_the_same_totals(nbgrader_course) -> None:
+    root = nbgrader_course
+    for assignment in ASSIGNMENTS:
+        nbgrader(root, "autograde", assignment, "--create")
+    stock = export(root)
+    grade_course(root, workers=2, limits=TEST_LIMITS, force=True)
+    for assignment in ASSIGNMENTS:
+        full = sum(course.points(assignment).values())
+        ref = read_result(root / "graded" / "ref" / assignment)
+        zero = read_result(root / "graded" / "zero" / assignment)
+        assert ref.score == full == stock[(assignment, "ref")], assignment
+        assert zero.score == 0 == stock[(assignment, "zero")], assignment
+
+
+@pytest.mark.slow
+def test_nbgrader_export_shows_dlgrade_scores_after_grading(tmp_path, nbgrader_course) -> None:
+    root = tmp_path / "course"
+    shutil.copytree(nbgrader_course, root, ignore=shutil.ignore_patterns("autograded", "graded", "grades.csv"))
+    wrong = {"mse_gradient": "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)\n"}
+    name = course.notebook_name("a1_linear_regression")
+    samples.write(samples.build("a1_linear_regression", wrong), root / "submitted" / "newcomer" /
+                  "a1_linear_regression" / name)
+    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
+    exported = export(root)
+    assert len(summary.graded) == 2 * len(ASSIGNMENTS) + 1
+    for result in summary.graded:
+        assert exported[(result.assignment, result.student)] == pytest.approx(result.score, abs=1e-3)
+    assert 0 < exported[("a1_linear_regression", "newcomer")] < sum(course.points("a1_linear_regression").values())

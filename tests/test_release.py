@@ -1,0 +1,70 @@
+"""Release: the committed student notebooks equal a fresh nbgrader release and give nothing away."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder import course
+from autograder.notebook import read_cells
+
+ASSIGNMENTS = course.available()
+NBGRADER = [sys.executable, "-m", "nbgrader"]
+
+
+@pytest.fixture(scope="module")
+def fresh_release(tmp_path_factory) -> Path:
+    """Every assignment released by stock nbgrader into a scratch copy of the course."""
+    root = tmp_path_factory.mktemp("release")
+    shutil.copy(course.course_root() / "nbgrader_config.py", root)
+    for assignment in ASSIGNMENTS:
+        shutil.copytree(course.source_notebook(assignment).parent, root / "source" / assignment)
+        subprocess.run([*NBGRADER, "generate_assignment", assignment, "--no-db"], cwd=root, check=True,
+                       capture_output=True)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_committed_release_equals_a_fresh_nbgrader_release(fresh_release, assignment) -> None:
+    name = course.notebook_name(assignment)
+    fresh = json.loads((fresh_release / "assignments" / assignment / name).read_text())
+    committed = json.loads(course.released_notebook(assignment).read_text())
+    assert committed == fresh, f"assignments/{assignment} is stale: run `nbgrader generate_assignment {assignment}`"
+
+
+def _solution_lines(assignment: str) -> set[str]:
+    """Substantive lines of the source's solution and hidden-test regions and of the reference module."""
+    lines = set()
+    for cell in read_cells(course.source_notebook(assignment)):
+        for region in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)(.*?)### END", cell.source, re.DOTALL):
+            lines |= {ln.strip() for ln in region.splitlines()}
+    reference = (course.course_root() / "solutions" / f"{assignment}.py").read_text()
+    lines |= {ln.strip() for ln in reference.splitlines() if not ln.strip().startswith(('"""', "def ", "from "))}
+    return {ln for ln in lines if len(ln) >= 24 and not ln.startswith("#")}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_contains_no_solution_or_hidden_test(assignment) -> None:
+    text = course.released_notebook(assignment).read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "run_hidden_tests", "nbgrader_bridge"):
+        assert marker not in text
+    released = {ln.strip() for c in read_cells(course.released_notebook(assignment)) for ln in c.source.splitlines()}
+    leaked = _solution_lines(assignment) & released
+    assert not leaked, f"solution lines in the release: {sorted(leaked)[:5]}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_has_a_stub_and_a_test_cell_for_every_graded_function(assignment) -> None:
+    cells = read_cells(course.released_notebook(assignment))
+    ids = {c.grade_id for c in cells}
+    for function in course.suite(assignment).functions:
+        assert function in ids and f"test_{function}" in ids
+        stub = next(c for c in cells if c.grade_id == function)
+        assert "raise NotImplementedError()" in stub.source

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +53,9 @@ class LocalSide:
             return Reply(False, error=describe_exception(err))
 
 
+_REFERENCE_LOCK = threading.Lock()  # torch's global RNG: one reference computation at a time
+
+
 class ReferenceSide:
     """The reference solution, in the grader's process, with results cached across submissions."""
 
@@ -62,12 +66,13 @@ class ReferenceSide:
 
     def call(self, probe: str, args: dict) -> Any:
         key = (probe, hashlib.sha256(encode(args)).hexdigest())
-        if key not in self._cache:
-            reply = self._local.call(probe, args)
-            if not reply.ok:
-                raise RuntimeError(f"the reference failed on {probe}: {reply.error}")
-            self._cache[key] = reply.value
-        return self._cache[key]
+        with _REFERENCE_LOCK:
+            if key not in self._cache:
+                reply = self._local.call(probe, args)
+                if not reply.ok:
+                    raise RuntimeError(f"the reference failed on {probe}: {reply.error}")
+                self._cache[key] = reply.value
+            return self._cache[key]
 
     def params(self, name: str) -> list[str]:
         try:

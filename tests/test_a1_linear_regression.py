@@ -110,8 +110,8 @@ def test_hard_coding_the_public_answer_fails_the_hidden_cases(grade, worker) -> 
     answer = np.linalg.solve(X.T @ X, X.T @ y).tolist()
     code = f"def normal_equation(X, y):\n    return np.array({answer})\n"
     result = grade(A1, samples.build(A1, {"normal_equation": code}))
-    text = outputs(result, "normal_equation")
-    assert "hidden test case" in text and "public example" not in text
+    first = next(t for t in result.tests if t.name == check.name)
+    assert first.score == 0 and "[on a hidden test case]" in first.output
 
 
 def test_hidden_cases_never_print_values(grade) -> None:

@@ -59,7 +59,8 @@ def test_reading_the_reference_from_disk_or_sys_modules_finds_nothing(grade) -> 
         "def normal_equation(X, y):\n"
         "    import sys, os, glob\n"
         f"    paths = [{str(ref)!r}, {str(course.source_notebook(A1))!r}]\n"
-        "    paths += glob.glob('/**/solutions/*.py', recursive=False) + glob.glob('/opt/*/*')\n"
+        "    paths += glob.glob('/opt/*/solutions') + glob.glob('/opt/*/autograder/checks')\n"
+        "    paths += [p + '/autograder/checks' for p in sys.path] + [p + '/solutions' for p in sys.path]\n"
         "    seen = [p for p in paths if os.path.exists(p)]\n"
         "    mods = [m for m in sys.modules if 'solution' in m or m.startswith('autograder')]\n"
         "    raise RuntimeError(f'seen={seen} modules={mods}')\n"
@@ -122,7 +123,10 @@ CRASHES = {
     "spin_ignoring_signals": (
         "import signal\n    for s in (signal.SIGTERM, signal.SIGALRM, signal.SIGINT, signal.SIGXCPU):\n"
         "        signal.signal(s, signal.SIG_IGN)\n    while True:\n        pass", "did not finish"),
-    "memory_bomb": ("chunks = []\n    while True:\n        chunks.append(bytearray(256 * 2**20))", "out of memory"),
+    "memory_bomb_at_once": ("return np.ones((2**31, 1))", "out of memory"),
+    # touching pages is slow in a VM: the growing bomb meets the memory limit or the time limit, whichever first
+    "memory_bomb_growing": ("chunks = []\n    while True:\n        chunks.append(bytearray(256 * 2**20))",
+                            ("out of memory", "did not finish")),
     "spinning_thread_and_orphans": (
         "import threading, subprocess, os\n"
         "    threading.Thread(target=lambda: [None for _ in iter(int, 1)], daemon=False).start()\n"
@@ -140,7 +144,7 @@ def test_a_crashing_function_costs_only_its_own_tests(grade, name) -> None:
     body, fragment = CRASHES[name]
     code = f"def add_intercept(X):\n    {body}\n"
     _, text = grade_hostile(grade, {"add_intercept": code}, lost={"add_intercept"})
-    assert fragment in text
+    assert any(f in text for f in ((fragment,) if isinstance(fragment, str) else fragment)), text
 
 
 @needs_sandbox

@@ -91,6 +91,7 @@ class _CallServer:
                 for _, fd, reader in self.servers.values():
                     os.close(fd)
                     os.close(reader.fd)
+                _single_threaded()
                 requests = FdReader(req_r)
                 while True:
                     header, body = requests.recv(None)
@@ -102,6 +103,18 @@ class _CallServer:
         os.close(req_r)
         os.close(rep_w)
         return pid, req_w, FdReader(rep_r)
+
+
+def _single_threaded() -> None:
+    """After fork only this thread exists: keep torch off a thread pool the parent may have started."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            torch.set_num_threads(1)
+        except RuntimeError:
+            pass
 
 
 def _answer(ns: dict, header: dict, body: bytes) -> tuple[dict, bytes]:

@@ -45,6 +45,20 @@ class Zygote:
         for fd in (0, 1):
             os.dup2(devnull, fd)
         self.student: tuple[int, int, FdReader] | None = None  # pid, fd to it, reader from it
+        self.exits: dict[int, int] = {}  # wait statuses of children reaped by the SIGCHLD handler
+        signal.signal(signal.SIGCHLD, self._on_child)
+
+    def _on_child(self, signum: int, frame: object) -> None:
+        """Reap at once: orphans of a fork loop are re-parented here and count against the process limit."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.student is not None and pid == self.student[0]:
+                self.exits[pid] = status
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -149,7 +163,7 @@ class Zygote:
             except EOFError:
                 from .student import describe_status
 
-                status = _wait(pid, 2.0)
+                status = self._wait(pid, 2.0)
                 error = describe_status(status) if status is not None else {"kind": "crashed",
                                                                              "message": "the process ended"}
                 return reports, current if current is not None else -1, error
@@ -210,6 +224,14 @@ class Zygote:
             self._sweep()
             return {"ok": False, "error": {"kind": "dead", "message": "the notebook's process stopped answering"}}, b""
 
+    def _wait(self, pid: int, seconds: float) -> int | None:
+        """Wait status of child ``pid`` if it ends within ``seconds``."""
+        end = time.monotonic() + seconds
+        while pid not in self.exits and time.monotonic() < end:
+            self._on_child(signal.SIGCHLD, None)
+            time.sleep(0.005)
+        return self.exits.pop(pid, None)
+
     # -- cleanup ------------------------------------------------------------------------------------
     def _sweep(self) -> None:
         """Kill every process this zygote ever started, orphans included, and reap them."""
@@ -262,21 +284,6 @@ def _descendants(root: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
-
-
-def _wait(pid: int, seconds: float) -> int | None:
-    """Wait status of child ``pid`` if it ends within ``seconds``."""
-    end = time.monotonic() + seconds
-    while True:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if done:
-            return status
-        if time.monotonic() >= end:
-            return None
-        time.sleep(0.005)
 
 
 def _reap(wait: float) -> None:

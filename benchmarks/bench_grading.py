@@ -1,0 +1,171 @@
+"""Benchmark: dlgrade grade vs stock nbgrader autograde on the same submissions, on this machine.
+
+    python benchmarks/bench_grading.py                 # 60 full-marks a1 submissions, 2 workers
+    python benchmarks/bench_grading.py --n 20 --skip-nbgrader
+
+Prints: both wall times and the speed-up (target >= 20x, every sandbox protection on); the per-submission
+overhead on a warm worker beyond the student's own compute (target < 100 ms); time and peak memory for N and
+2N submissions (targets: linear time, flat memory); and each solved notebook's top-to-bottom time (< 60 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from autograder import course, samples
+from autograder.checking import LocalSide, run_check
+from autograder.grading import Grader
+from autograder.notebook import cells_to_run, read_cells
+from autograder.sandbox import Worker, protection_table
+
+A1 = "a1_linear_regression"
+PY = sys.executable
+
+
+def make_course(root: Path, n: int, mistakes: bool = False) -> Path:
+    """A course with a release (and gradebook) and ``n`` a1 submissions."""
+    shutil.copy(course.course_root() / "nbgrader_config.py", root)
+    shutil.copytree(course.source_notebook(A1).parent, root / "source" / A1)
+    mistakes_cells = course.suite(A1).typical_mistakes
+    for i in range(n):
+        nb = samples.build(A1, mistakes_cells if mistakes and i % 3 == 2 else None)
+        samples.write(nb, root / "submitted" / f"student{i:03d}" / A1 / course.notebook_name(A1))
+    return root
+
+
+def run_measured(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MiB, whole process tree) of a command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, tree_rss(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err.decode()[-2000:]}")
+    return time.perf_counter() - start, peak
+
+
+def tree_rss(root: int) -> float:
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            rss[int(entry.name)] = int((entry / "statm").read_text().split()[1]) * 4096
+        except (OSError, IndexError, ValueError):
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total / 2**20
+
+
+def bench_nbgrader(root: Path) -> float:
+    subprocess.run([PY, "-m", "nbgrader", "db", "assignment", "add", A1], cwd=root, check=True, capture_output=True)
+    subprocess.run([PY, "-m", "nbgrader", "generate_assignment", A1], cwd=root, check=True, capture_output=True)
+    seconds, _ = run_measured([PY, "-m", "nbgrader", "autograde", A1, "--create"], root)
+    return seconds
+
+
+def bench_dlgrade(root: Path, workers: int) -> tuple[float, float]:
+    return run_measured([PY, "-m", "autograder", "grade", str(root), "--workers", str(workers), "--force"], root)
+
+
+def overhead(n: int) -> tuple[float, float]:
+    """Median per-submission wall time on one warm worker, and the student's own compute in-process."""
+    grader = Grader(A1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = samples.write(samples.build(A1), Path(tmp) / course.notebook_name(A1))
+        with Worker(0, hide=course.secret_paths()) as worker:
+            grader.grade(path, worker)  # warm the reference cache
+            times = []
+            for _ in range(n):
+                start = time.perf_counter()
+                grader.grade(path, worker)
+                times.append(time.perf_counter() - start)
+        namespace: dict = {}
+        start = time.perf_counter()
+        for cell in cells_to_run(read_cells(path), include_tests=False, demo_sources=grader.demo_sources):
+            exec(cell["source"], namespace)
+        side = LocalSide(namespace)
+        for check in grader.suite.checks:
+            run_check(check, side, grader.reference)
+        compute = time.perf_counter() - start
+    return statistics.median(times), compute
+
+
+def notebook_times() -> list[tuple[str, float, bool]]:
+    """Each available assignment's solved notebook, run top to bottom (all cells, tests included)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, Worker(0, hide=course.secret_paths()) as worker:
+        for assignment in course.available():
+            path = samples.write(samples.build(assignment), Path(tmp) / course.notebook_name(assignment))
+            cells = [c for c in read_cells(path) if "run_hidden_tests" not in c.source]
+            start = time.perf_counter()
+            run = worker.run_notebook(cells_to_run(cells, include_tests=True))
+            rows.append((assignment, time.perf_counter() - start,
+                         run["alive"] and all(c["status"] == "ok" for c in run["cells"])))
+            worker.end_submission()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=60, help="submissions (default 60)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-nbgrader", action="store_true", help="do not run nbgrader autograde")
+    args = parser.parse_args()
+    print("Sandbox protections:\n" + protection_table())
+    with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
+        tmp = Path(tmp)
+        small = make_course(tmp / "n", args.n)
+        t_dl, mem_dl = bench_dlgrade(small, args.workers)
+        print(f"\ndlgrade grade, {args.n} full-marks a1 submissions, {args.workers} workers: {t_dl:.1f} s "
+              f"({t_dl / args.n * 1000:.0f} ms each), peak memory {mem_dl:.0f} MiB")
+        if not args.skip_nbgrader:
+            t_nb = bench_nbgrader(make_course(tmp / "nbgrader", args.n))
+            print(f"nbgrader autograde, same submissions: {t_nb:.1f} s ({t_nb / args.n:.2f} s each)")
+            print(f"speed-up: {t_nb / t_dl:.1f}x (target >= 20x)")
+        per, compute = overhead(20)
+        print(f"\nwarm worker, one a1 submission: {per * 1000:.0f} ms wall, of which the student's code and the "
+              f"checks in-process take {compute * 1000:.0f} ms -> sandbox overhead {max(per - compute, 0) * 1000:.0f} "
+              "ms (target < 100 ms)")
+        big = make_course(tmp / "2n", 2 * args.n, mistakes=True)
+        mixed = make_course(tmp / "n-mixed", args.n, mistakes=True)
+        t1, m1 = bench_dlgrade(mixed, args.workers)
+        t2, m2 = bench_dlgrade(big, args.workers)
+        print(f"\nscaling (a third with typical mistakes): N={args.n}: {t1:.1f} s, {m1:.0f} MiB; "
+              f"2N={2 * args.n}: {t2:.1f} s, {m2:.0f} MiB; time ratio {t2 / t1:.2f} (linear: 2.0, less with a "
+              f"fixed start-up), memory ratio {m2 / m1:.2f} (flat: 1.0)")
+    print("\nsolved notebooks, top to bottom in the sandbox (target < 60 s each):")
+    for assignment, seconds, ok in notebook_times():
+        print(f"  {assignment:22} {seconds:6.1f} s  {'ok' if ok else 'A CELL FAILED'}")
+
+
+if __name__ == "__main__":
+    main()

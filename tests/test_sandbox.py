@@ -1,0 +1,79 @@
+"""The sandbox itself: protections reported, fallback without bubblewrap, fork safety with torch, cleanup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from autograder import course, samples
+from autograder.sandbox import Limits, Worker, protection_table, protections
+
+A1 = "a1_linear_regression"
+
+
+def test_doctor_prints_every_protection() -> None:
+    done = subprocess.run([sys.executable, "-m", "autograder", "doctor"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for p in protections():
+        assert p.name in done.stdout
+
+
+def test_without_bubblewrap_grading_still_works_and_says_what_is_off(tmp_path) -> None:
+    samples.write(samples.build(A1), tmp_path / "submitted" / "ada" / A1 / course.notebook_name(A1))
+    env = {**os.environ, "DLGRADE_NO_BWRAP": "1", "DLGRADE_NO_CGROUP": "1"}
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path), "--workers", "1"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "OFF  no network" in done.stderr and "OFF  memory and PID cgroup" in done.stderr
+    full = sum(course.points(A1).values())
+    assert f"{full:6.2f} / {full:g}" in done.stdout
+
+
+def test_protection_table_marks_missing_protections() -> None:
+    table = protection_table([p.__class__(p.name, False, "test") for p in protections()])
+    assert table.count("OFF") == len(protections())
+
+
+def test_torch_in_cells_and_in_forked_calls_does_not_deadlock(worker) -> None:
+    cells = [{"index": 0, "source": (
+        "import torch\n"
+        "torch.set_num_threads(4)\n"
+        "a = torch.randn(512, 512)\n"
+        "for _ in range(5):\n"
+        "    a = torch.tanh(a @ a / 512)\n"
+        "def f(x):\n"
+        "    t = torch.as_tensor(x)\n"
+        "    return (t @ t.T).sum().item()\n")}]
+    run = worker.run_notebook(cells)
+    assert run["cells"][0]["status"] == "ok"
+    x = np.random.default_rng(0).normal(size=(300, 300))
+    for _ in range(3):
+        reply = worker.call("probes.call", {"name": "f", "args": [x]}, seconds=20, key="f")
+        assert reply.ok, reply.error
+        assert abs(reply.value["value"] - (x @ x.T).sum()) < 1e-6 * abs((x @ x.T).sum()) + 1e-6
+    worker.end_submission()
+
+
+def test_closing_a_worker_leaves_no_process(tmp_path) -> None:
+    worker = Worker(5, Limits(cell_seconds=3), hide=course.secret_paths())
+    worker.start()
+    pid = worker.proc.pid
+    worker.run_notebook([{"index": 0, "source": "import subprocess\nsubprocess.Popen(['sleep', '300'])"}])
+    worker.close()
+    assert not Path(f"/proc/{pid}").exists()
+    leftover = [p for p in Path("/proc").glob("[0-9]*") if _uid(p) == 61005]
+    assert leftover == []
+
+
+def _uid(proc: Path) -> int | None:
+    try:
+        for line in (proc / "status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None

@@ -205,11 +205,24 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
 
 
 def summary_table(results: Sequence[SubmissionResult]) -> str:
-    """A plain-text table of scores, one row per submission."""
+    """A plain-text table of scores, one row per submission, with what went wrong in a few words."""
     if not results:
         return "no results"
-    width = max(len(r.student) for r in results)
-    lines = [f"{'student'.ljust(width)}  {'assignment':22}  score"]
+    results = sorted(results, key=lambda r: (r.assignment, r.student))
+    width = max(len("student"), *(len(r.student) for r in results))
+    awidth = max(len(r.assignment) for r in results)
+    lines = [f"{'student'.ljust(width)}  {'assignment'.ljust(awidth)}  {'score':>13}  notes"]
     for r in results:
-        lines.append(f"{r.student.ljust(width)}  {r.assignment:22}  {r.score:6.2f} / {r.max_score:g}")
+        failed = [t.name.split(":")[0] for t in r.tests if t.score < t.max_score]
+        if r.score == 0 and r.output and not r.output.startswith("-"):
+            note = r.output.splitlines()[0]
+        elif failed:
+            note = "lost points on " + ", ".join(dict.fromkeys(failed))
+        else:
+            note = ""
+        skipped = r.output.count("failed and was skipped")
+        if skipped:
+            note += ("; " if note else "") + f"{skipped} cell(s) skipped"
+        lines.append(f"{r.student.ljust(width)}  {r.assignment.ljust(awidth)}  {r.score:6.2f} / {r.max_score:<4g}"
+                     f"  {note[:90]}".rstrip())
     return "\n".join(lines)

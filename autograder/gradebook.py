@@ -7,6 +7,9 @@ notebooks and cells are added from the source notebook, as ``nbgrader autograde`
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,7 +22,11 @@ def record(db: Path, results: Sequence[SubmissionResult]) -> None:
     """Write every result's per-function scores into the gradebook at ``db``."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(f"sqlite:///{db.resolve()}") as gb:
+    _alembic_on_path()
+    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db.resolve()}") as gb:
+        # nbgrader's own add_submission trips SQLAlchemy's autoflush warning; it is harmless
+        warnings.filterwarnings("ignore", module="sqlalchemy")
+        warnings.filterwarnings("ignore", message=".*not in session.*")
         for assignment in sorted({r.assignment for r in results}):
             _ensure_assignment(gb, assignment, MissingEntry)
         for result in results:
@@ -36,6 +43,13 @@ def record(db: Path, results: Sequence[SubmissionResult]) -> None:
                 grade = gb.find_grade(f"test_{function}", notebook, result.assignment, result.student)
                 grade.auto_score = round(score, 4)
             gb.db.commit()
+
+
+def _alembic_on_path() -> None:
+    """nbgrader runs the ``alembic`` script from PATH; make it the one beside this interpreter."""
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 def _ensure_assignment(gb, assignment: str, missing: type[Exception]) -> None:

@@ -62,15 +62,23 @@ def strip_hidden_tests(source: str) -> str:
 
 
 HOSTILE_CELLS = [
-    # try to read the reference and patch the comparison
-    "import os, numpy\n"
+    # look for the reference, patch the comparisons, and hand in a constant for every graded name
+    "import os, numpy, numpy.testing\n"
     "for p in ['/work', '/opt', '/root', '/srv', '/course']:\n"
     "    try:\n"
     "        print(os.listdir(p))\n"
     "    except OSError:\n"
     "        pass\n"
     "numpy.allclose = lambda *a, **k: True\n"
-    "numpy.testing.assert_allclose = lambda *a, **k: None\n",
+    "numpy.testing.assert_allclose = lambda *a, **k: None\n"
+    "class Always(float):\n"
+    "    def __eq__(self, other):\n"
+    "        return True\n"
+    "def cheat(*args, **kwargs):\n"
+    "    return Always(0.0)\n"
+    "for name in [n for n, v in list(globals().items()) if callable(v) and getattr(v, '__module__', '') == "
+    "'__main__'][:2]:\n"
+    "    globals()[name] = cheat\n",
     # loop forever at top level, ignoring signals
     "import signal\n"
     "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGALRM):\n"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,9 @@ from autograder import course, samples
 from autograder.grading import Grader
 from autograder.results import SubmissionResult
 from autograder.sandbox import Limits, Worker
+
+# nbgrader (run by the parity tests) calls its `alembic` script from PATH: use this environment's.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 # Budgets small enough that a test of an endless loop takes seconds, big enough for real work on 2 cores.
 TEST_LIMITS = Limits(cell_seconds=6.0, notebook_seconds=90.0, call_seconds=6.0)

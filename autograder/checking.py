@@ -131,6 +131,7 @@ class Trial:
         self.check, self.student, self.reference = check, student, reference
         self.seed, self.public, self.device = seed, public, device
         self.rng = np.random.default_rng(seed)
+        self.warnings: list[str] = []  # warnings raised by the last student call
 
     # -- calling ------------------------------------------------------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -141,6 +142,7 @@ class Trial:
             names = [params[int(k)] if k.isdigit() and int(k) < len(params) else k for k in result["mutated"]]
             self.fail(f"{name} changed its input {', '.join(names)} in place. Work on a copy "
                       f"(e.g. `{names[0]} = {names[0]}.copy()`) or build a new array instead.")
+        self.warnings = list(result.get("warnings", []))
         return result["value"]
 
     def ref(self, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ overhead on a warm worker beyond the student's own compute (target < 100 ms); ti
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -28,10 +29,12 @@ from autograder.sandbox import Worker, protection_table
 
 A1 = "a1_linear_regression"
 PY = sys.executable
+os.environ["PATH"] = f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader calls `alembic`
 
 
 def make_course(root: Path, n: int, mistakes: bool = False) -> Path:
     """A course with a release (and gradebook) and ``n`` a1 submissions."""
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copy(course.course_root() / "nbgrader_config.py", root)
     shutil.copytree(course.source_notebook(A1).parent, root / "source" / A1)
     mistakes_cells = course.suite(A1).typical_mistakes

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -85,12 +86,14 @@ def _same(before: Any, after: Any) -> bool:
 
 
 def call(ns: dict, name: str, args: list | tuple = (), kwargs: dict | None = None, device: str | None = None) -> dict:
-    """Call ``name(*args, **kwargs)``; report its return value and which array arguments it changed."""
+    """Call ``name(*args, **kwargs)``; report its value, which array arguments it changed, and its warnings."""
     fn = lookup(ns, name)
     args = materialize(list(args), device)
     kwargs = materialize(dict(kwargs or {}), device)
     snaps = {str(i): _snapshot(v) for i, v in enumerate(args)} | {k: _snapshot(v) for k, v in kwargs.items()}
-    value = fn(*args, **kwargs)
+    with warnings.catch_warnings(record=True) as caught, np.errstate(over="warn", divide="warn", invalid="warn"):
+        warnings.simplefilter("always")
+        value = fn(*args, **kwargs)
     given = {str(i): v for i, v in enumerate(args)} | kwargs
     mutated = [k for k, snap in snaps.items() if not _same(snap, given[k])]
-    return {"value": value, "mutated": mutated}
+    return {"value": value, "mutated": mutated, "warnings": [str(w.message)[:200] for w in caught[:5]]}

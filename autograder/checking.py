@@ -183,7 +183,8 @@ def student_error(label: str, error: dict) -> str:
     kind = error.get("kind")
     message = error.get("message", "")
     if kind == "missing":
-        return f"`{label}` is not defined in your notebook. Check its name and that its cell runs without errors."
+        name = message.split(" is not defined")[0] if " is not defined" in message else label
+        return f"`{name}` is not defined in your notebook. Check its name and that its cell runs without errors."
     if kind == "timeout":
         return f"{label} did not finish: {message}. Look for an endless loop or far too many iterations."
     if kind == "crashed":

@@ -260,7 +260,8 @@ class Worker:
                     made.add(str(parent))
             args += ["--ro-bind", str(path), str(path)]
             bound.append(path)
-        args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+        # a private, world-writable /dev/shm: multiprocessing (DataLoader workers) needs it for semaphores
+        args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind-try", str(dev), str(dev)]
         for secret in self.hide + [Path(__file__).parent.resolve()]:

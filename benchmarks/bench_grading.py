@@ -111,15 +111,20 @@ def overhead(n: int) -> tuple[float, float]:
                 start = time.perf_counter()
                 grader.grade(path, worker)
                 times.append(time.perf_counter() - start)
-        namespace: dict = {}
-        start = time.perf_counter()
-        for cell in cells_to_run(read_cells(path), include_tests=False, demo_sources=grader.demo_sources):
-            exec(cell["source"], namespace)
-        side = LocalSide(namespace)
-        for check in grader.suite.checks:
-            run_check(check, side, grader.reference)
-        compute = time.perf_counter() - start
+        compute = min(_in_process(path, grader) for _ in range(3))  # the first run pays for imports
     return statistics.median(times), compute
+
+
+def _in_process(path: Path, grader: Grader) -> float:
+    """Seconds to run the student's cells and every check with the student's code in this process."""
+    namespace: dict = {}
+    start = time.perf_counter()
+    for cell in cells_to_run(read_cells(path), include_tests=False, demo_sources=grader.demo_sources):
+        exec(cell["source"], namespace)
+    side = LocalSide(namespace)
+    for check in grader.suite.checks:
+        run_check(check, side, grader.reference)
+    return time.perf_counter() - start
 
 
 def notebook_times() -> list[tuple[str, float, bool]]:
@@ -128,9 +133,8 @@ def notebook_times() -> list[tuple[str, float, bool]]:
     with tempfile.TemporaryDirectory() as tmp, Worker(0, hide=course.secret_paths()) as worker:
         for assignment in course.available():
             path = samples.write(samples.build(assignment), Path(tmp) / course.notebook_name(assignment))
-            cells = [c for c in read_cells(path) if "run_hidden_tests" not in c.source]
             start = time.perf_counter()
-            run = worker.run_notebook(cells_to_run(cells, include_tests=True))
+            run = worker.run_notebook(cells_to_run(read_cells(path), include_tests=True))
             rows.append((assignment, time.perf_counter() - start,
                          run["alive"] and all(c["status"] == "ok" for c in run["cells"])))
             worker.end_submission()

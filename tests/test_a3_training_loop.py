@@ -1,0 +1,95 @@
+"""a3_training_loop: full marks for the reference, zero for the release, each mistake the issue lists caught on
+its own function, and a correct loader with worker processes accepted."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import failing_functions, outputs
+
+from autograder import course, samples
+
+A3 = "a3_training_loop"
+
+
+def train(body: str) -> str:
+    return ("def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n"
+            "    model.train()\n    losses = []\n    for xb, yb in loader:\n" + body +
+            "    return float(np.mean(losses))\n")
+
+
+STEP = "        loss = loss_fn(model(xb), yb)\n"
+MOVE = "        xb, yb = xb.to(device), yb.to(device)\n"
+TAIL = "        loss.backward()\n        optimizer.step()\n"
+MISTAKES = [
+    ("train_one_epoch", train(MOVE + STEP + TAIL + "        losses.append(loss.item())\n"),
+     "optimizer.zero_grad() before each loss.backward()"),
+    ("train_one_epoch", train(MOVE + STEP + "        loss.backward()\n        optimizer.zero_grad()\n"
+                              "        optimizer.step()\n        losses.append(loss.item())\n"),
+     "the weights did not change"),
+    ("train_one_epoch", train("        xb.to(device)\n        yb = yb.to(device)\n        optimizer.zero_grad()\n"
+                              + STEP + TAIL + "        losses.append(loss.item())\n"),
+     "`xb.to(device)` returns a new tensor"),
+    ("train_one_epoch", train(MOVE + "        optimizer.zero_grad()\n" + STEP + TAIL +
+                              "        losses = [loss.item()]\n"),
+     "you returned the last batch's loss"),
+    ("make_dataloader", "def make_dataloader(dataset, batch_size, shuffle, seed):\n"
+                        "    torch.manual_seed(seed)\n"
+                        "    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)\n",
+     "must come only from `generator=torch.Generator().manual_seed(seed)`"),
+    ("ScoreDataset", "class ScoreDataset(Dataset):\n"
+                     "    def __init__(self, x, y):\n"
+                     "        if len(x) != len(y):\n            raise ValueError('lengths differ')\n"
+                     "        self.x, self.y = torch.tensor(np.asarray(x, float)), torch.tensor(np.asarray(y, float))\n"
+                     "    def __len__(self):\n        return len(self.x)\n"
+                     "    def __getitem__(self, i):\n        return self.x[i], self.y[i]\n",
+     "items should be float32 tensors; got float64"),
+    ("evaluate", "def evaluate(model, loader, loss_fn, device='cpu'):\n"
+                 "    with torch.no_grad():\n"
+                 "        return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item()\n"
+                 "                              for x, y in loader]))\n",
+     "call model.eval()"),
+    ("save_checkpoint", {
+        "save_checkpoint": "def save_checkpoint(path, model, optimizer, epoch):\n"
+                           "    torch.save({'model': model.state_dict(), 'epoch': epoch}, path)\n",
+        "load_checkpoint": "def load_checkpoint(path, model, optimizer):\n"
+                           "    state = torch.load(path)\n"
+                           "    model.load_state_dict(state['model'])\n"
+                           "    return state['epoch']\n"},
+     "save and restore the optimizer's state_dict() too"),
+    ("fit_cubic", "def fit_cubic(seed):\n"
+                  "    torch.manual_seed(seed)\n    x = torch.randn(256, 1)\n    model = nn.Linear(1, 1)\n"
+                  "    opt = torch.optim.Adam(model.parameters(), lr=0.05)\n"
+                  "    for _ in range(200):\n"
+                  "        opt.zero_grad(); ((model(x) - x ** 3) ** 2).mean().backward(); opt.step()\n"
+                  "    return model\n",
+     "the test MSE of your model is"),
+]
+
+
+def test_reference_gets_full_marks(grade) -> None:
+    result = grade(A3, samples.build(A3))
+    assert result.score == result.max_score == sum(course.points(A3).values()), result.to_json()
+
+
+def test_untouched_release_gets_zero(grade) -> None:
+    assert grade(A3, samples.build(A3, solved=False)).score == 0
+
+
+@pytest.mark.parametrize(("function", "code", "fragment"), MISTAKES,
+                         ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
+def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function, code, fragment) -> None:
+    result = grade(A3, samples.build(A3, code if isinstance(code, dict) else {function: code}))
+    lost = failing_functions(result)
+    dependents = {f for f, deps in course.suite(A3).depends.items() if function in deps}
+    checkpoints = {"save_checkpoint", "load_checkpoint"}
+    partners = checkpoints if function in checkpoints else set()
+    assert function in lost and lost <= {function} | dependents | partners, lost
+    assert fragment in outputs(result, function)
+
+
+def test_a_correct_loader_with_worker_processes_passes(grade) -> None:
+    code = ("def make_dataloader(dataset, batch_size, shuffle, seed):\n"
+            "    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=2,\n"
+            "                      generator=torch.Generator().manual_seed(seed))\n")
+    result = grade(A3, samples.build(A3, {"make_dataloader": code}))
+    assert "make_dataloader" not in failing_functions(result), outputs(result, "make_dataloader")

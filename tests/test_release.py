@@ -40,13 +40,13 @@ def test_committed_release_equals_a_fresh_nbgrader_release(fresh_release, assign
 
 
 def _solution_lines(assignment: str) -> set[str]:
-    """Substantive lines of the source's solution and hidden-test regions and of the reference module."""
+    """Substantive lines of the source's solution and hidden-test regions, and of its model written answers."""
     lines = set()
     for cell in read_cells(course.source_notebook(assignment)):
         for region in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)(.*?)### END", cell.source, re.DOTALL):
             lines |= {ln.strip() for ln in region.splitlines()}
-    reference = (course.course_root() / "solutions" / f"{assignment}.py").read_text()
-    lines |= {ln.strip() for ln in reference.splitlines() if not ln.strip().startswith(('"""', "def ", "from "))}
+        if cell.role == "answer":
+            lines |= {ln.strip() for ln in cell.source.splitlines()}
     return {ln for ln in lines if len(ln) >= 24 and not ln.startswith("#")}
 
 

@@ -180,6 +180,7 @@ class Zygote:
     def _become_student(self, cells: list[dict], limits: dict, from_zygote: int, to_zygote: int) -> None:
         os.setsid()
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the zygote's reaper would steal our children's statuses
         for fd in (self.out, self.inbox.fd):
             os.close(fd)
         devnull = os.open(os.devnull, os.O_RDWR)

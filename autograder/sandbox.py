@@ -97,6 +97,11 @@ def _cgroup_root(controller: str) -> Path | None:
     return root
 
 
+def has_gpu() -> bool:
+    """Whether NVIDIA device files exist (then the sandbox passes them through and cannot cap address space)."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def protections() -> list[Protection]:
     """The isolation table printed by ``dlgrade doctor`` and recorded with every batch."""
     bwrap = _bwrap_works()
@@ -109,7 +114,8 @@ def protections() -> list[Protection]:
         Protection("filesystem view without solutions/tests", bool(bwrap), ns),
         Protection("private /tmp and PID namespace", bool(bwrap), ns),
         Protection("unprivileged user", root, "setuid to a per-worker uid" if root else "grader is not root"),
-        Protection("limits: time, CPU, memory, files, processes", True, "deadlines + rlimits"),
+        Protection("limits: time, CPU, memory, files, processes", True,
+                   "deadlines + rlimits" + ("; memory by cgroup only (GPU)" if has_gpu() else "")),
         Protection("memory and PID cgroup", bool(mem and pids), "cgroup v1" if mem and pids else "not writable here"),
     ]
 
@@ -152,7 +158,8 @@ class Worker:
         workdir = "/tmp/work" if bwrap else str(self._scratch / "work")
         if not bwrap and os.geteuid() == 0:
             os.chmod(self._scratch, 0o755)
-        cfg = {"workdir": workdir, "uid": uid, "gid": uid, "preload": list(self.preload), "private_tmp": bool(bwrap)}
+        cfg = {"workdir": workdir, "uid": uid, "gid": uid, "preload": list(self.preload), "private_tmp": bool(bwrap),
+               "gpu": has_gpu()}
         inner_lib = "/opt/dlgrade" if bwrap else str(runtime_parent)
         argv = [sys.executable, "-s", "-m", "dlgrade_runtime.zygote", json.dumps(cfg)]
         if bwrap:

@@ -192,8 +192,11 @@ class Zygote:
             os.setgid(self.cfg["gid"])
             os.setuid(uid)
             resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
+        # CUDA reserves far more virtual address space than it uses: on a GPU machine memory is bounded by the
+        # worker's cgroup (where one can be made), not by RLIMIT_AS
+        if not self.cfg.get("gpu"):
+            resource.setrlimit(resource.RLIMIT_AS, (limits["memory_bytes"], limits["memory_bytes"]))
         for res, value in (
-            (resource.RLIMIT_AS, limits["memory_bytes"]),
             (resource.RLIMIT_FSIZE, limits["file_bytes"]),
             (resource.RLIMIT_NOFILE, 256),
             (resource.RLIMIT_CORE, 0),
@@ -203,7 +206,8 @@ class Zygote:
         os.chdir(self.workdir)
         os.environ.clear()
         os.environ.update(
-            HOME=self.workdir, TMPDIR=self.workdir, PATH="/usr/local/bin:/usr/bin:/bin", MPLBACKEND="Agg",
+            HOME=self.workdir, TMPDIR=self.workdir, USER="student", LOGNAME="student",  # no passwd entry for our uid
+            PATH="/usr/local/bin:/usr/bin:/bin", MPLBACKEND="Agg",
             MPLCONFIGDIR=os.path.join(self.workdir, ".matplotlib"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
             OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0",
         )

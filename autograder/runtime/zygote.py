@@ -99,9 +99,7 @@ class Zygote:
 
             matplotlib.use("Agg")
         if "torch" in sys.modules:
-            import torch
-
-            torch.set_num_threads(1)
+            _warm_torch()
         return done
 
     # -- one submission -----------------------------------------------------------------------------
@@ -267,6 +265,28 @@ class Zygote:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     os.unlink(path)
+
+
+def _warm_torch() -> None:
+    """Pay torch's lazy imports once here, not in every forked call (Adam's first step imports torch._dynamo)."""
+    import io
+
+    import torch
+
+    torch.set_num_threads(1)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Dropout(0.1), torch.nn.Linear(2, 1))
+    for opt in (torch.optim.Adam(model.parameters()), torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)):
+        opt.zero_grad()
+        out = model(torch.ones(3, 2)).reshape(-1)
+        torch.nn.functional.binary_cross_entropy_with_logits(out, torch.ones(3)).backward()
+        opt.step()
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buf)
+    buf.seek(0)
+    torch.load(buf, weights_only=True)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.arange(4)), batch_size=2, shuffle=True,
+                                         generator=torch.Generator().manual_seed(0))
+    list(loader)
 
 
 def _descendants(root: int) -> list[int]:

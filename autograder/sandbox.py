@@ -246,7 +246,10 @@ class Worker:
 
     # -- isolation plumbing -------------------------------------------------------------------------
     def _bwrap_args(self, runtime_parent: Path) -> list[str]:
-        args = ["--ro-bind", "/usr", "/usr"]
+        # private /tmp first, so that an environment living under /tmp is bound on top of it, not hidden by it;
+        # a private, world-writable /dev/shm: multiprocessing (DataLoader workers) needs it for semaphores
+        args = ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
+        args += ["--ro-bind", "/usr", "/usr"]
         for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
             if os.path.islink(top):
                 args += ["--symlink", os.readlink(top), top]
@@ -267,8 +270,6 @@ class Worker:
                     made.add(str(parent))
             args += ["--ro-bind", str(path), str(path)]
             bound.append(path)
-        # a private, world-writable /dev/shm: multiprocessing (DataLoader workers) needs it for semaphores
-        args += ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/dev/shm"]
         for dev in sorted(Path("/dev").glob("nvidia*")):
             args += ["--dev-bind-try", str(dev), str(dev)]
         for secret in self.hide + [Path(__file__).parent.resolve()]:

@@ -84,8 +84,11 @@ def fit_cubic(seed: int) -> nn.Module:
     y = x**3
     model = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 1))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    n_epochs = 60
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=n_epochs)  # smaller steps at the end
     loader = DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
-    for _ in range(60):
+    for _ in range(n_epochs):
         train_one_epoch(model, loader, nn.MSELoss(), optimizer)
+        schedule.step()
     return model.eval()

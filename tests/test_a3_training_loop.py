@@ -32,6 +32,9 @@ MISTAKES = [
     ("train_one_epoch", train(MOVE + "        optimizer.zero_grad()\n" + STEP + TAIL +
                               "        losses = [loss.item()]\n"),
      "you returned the last batch's loss"),
+    ("train_one_epoch", train("        xb = xb.to(device)\n        yb.to(device)\n        optimizer.zero_grad()\n"
+                              + STEP + TAIL + "        losses.append(loss.item())\n"),
+     "`yb.to(device)` returns a new tensor"),
     ("make_dataloader", "def make_dataloader(dataset, batch_size, shuffle, seed):\n"
                         "    torch.manual_seed(seed)\n"
                         "    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)\n",
@@ -48,6 +51,25 @@ MISTAKES = [
                  "        return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item()\n"
                  "                              for x, y in loader]))\n",
      "call model.eval()"),
+    ("evaluate", "def evaluate(model, loader, loss_fn, device='cpu'):\n"
+                 "    model.eval()\n"
+                 "    return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item() for x, y in loader]))\n",
+     "wrap the loop in `with torch.no_grad():`"),
+    ("fit", "def fit(model, train_loader, loss_fn, optimizer, n_epochs, device='cpu', val_loader=None):\n"
+            "    history = {'train_loss': [], 'val_loss': []}\n"
+            "    for _ in range(n_epochs):\n"
+            "        history['train_loss'].append(train_one_epoch(model, train_loader, loss_fn, optimizer, device))\n"
+            "        history['val_loss'].append(evaluate(model, val_loader, loss_fn, device))\n"
+            "    return history\n",
+     "fit raised TypeError"),
+    ("fit", "def fit(model, train_loader, loss_fn, optimizer, n_epochs, device='cpu', val_loader=None):\n"
+            "    history = {'train': [], 'val': []}\n"
+            "    for _ in range(n_epochs):\n"
+            "        history['train'].append(train_one_epoch(model, train_loader, loss_fn, optimizer, device))\n"
+            "        if val_loader is not None:\n"
+            "            history['val'].append(evaluate(model, val_loader, loss_fn, device))\n"
+            "    return history\n",
+     "is missing the key(s) ['train_loss', 'val_loss']"),
     ("save_checkpoint", {
         "save_checkpoint": "def save_checkpoint(path, model, optimizer, epoch):\n"
                            "    torch.save({'model': model.state_dict(), 'epoch': epoch}, path)\n",
@@ -56,13 +78,26 @@ MISTAKES = [
                            "    model.load_state_dict(state['model'])\n"
                            "    return state['epoch']\n"},
      "save and restore the optimizer's state_dict() too"),
+    ("save_checkpoint", "def save_checkpoint(path, model, optimizer, epoch):\n"
+                        "    torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict()}, path)\n",
+     "does not hold the epoch"),
+    ("load_checkpoint", "def load_checkpoint(path, model, optimizer):\n"
+                        "    state = torch.load(path, weights_only=True)\n"
+                        "    model.load_state_dict(state['model'])\n"
+                        "    return int(state['epoch'])\n",
+     "load_checkpoint does not restore the optimizer"),
+    ("load_checkpoint", "def load_checkpoint(path, model, optimizer):\n"
+                        "    state = torch.load(path, weights_only=True)\n"
+                        "    model.load_state_dict(state['model'])\n"
+                        "    optimizer.load_state_dict(state['optimizer'])\n",
+     "load_checkpoint returned None"),
     ("fit_cubic", "def fit_cubic(seed):\n"
                   "    torch.manual_seed(seed)\n    x = torch.randn(256, 1)\n    model = nn.Linear(1, 1)\n"
                   "    opt = torch.optim.Adam(model.parameters(), lr=0.05)\n"
                   "    for _ in range(200):\n"
                   "        opt.zero_grad(); ((model(x) - x ** 3) ** 2).mean().backward(); opt.step()\n"
                   "    return model\n",
-     "the test MSE of your model is"),
+     "the test MSE of your model on fresh points"),
 ]
 
 
@@ -81,9 +116,7 @@ def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function,
     result = grade(A3, samples.build(A3, code if isinstance(code, dict) else {function: code}))
     lost = failing_functions(result)
     dependents = {f for f, deps in course.suite(A3).depends.items() if function in deps}
-    checkpoints = {"save_checkpoint", "load_checkpoint"}
-    partners = checkpoints if function in checkpoints else set()
-    assert function in lost and lost <= {function} | dependents | partners, lost
+    assert function in lost and lost <= {function} | dependents, lost
     assert fragment in outputs(result, function)
 
 

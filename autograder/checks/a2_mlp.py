@@ -47,6 +47,9 @@ def _(t: Trial) -> None:
     if t.warnings:
         t.fail(f"sigmoid warned for large |z| ({t.warnings[0]}): np.exp(-z) overflows for z = -1e4. Compute "
                "exp(-|z|) instead and choose the formula by the sign of z.")
+    if isinstance(got, np.ndarray) and got.shape == z.shape and not np.all(np.isfinite(got)):
+        t.fail("sigmoid returned nan or inf for large |z| (e.g. inf / inf when exp(z) overflows). Compute "
+               "e = exp(-|z|) <= 1 and use 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0.")
     t.expect_close(got, t.ref("sigmoid", z), "sigmoid(z) for z in [-1e4, ..., 1e4]")
 
 
@@ -146,7 +149,9 @@ def _(t: Trial) -> None:
 # -- torch modules -----------------------------------------------------------------------------------
 
 def _module_run(t: Trial, cls: str, args: list, n: int, in_dim: int, activation: str | None = None) -> tuple:
-    """Build both models, give them the reference's parameter shapes filled from the RNG, run the same x."""
+    """Build both models, give them the reference's parameter shapes filled from the RNG, run the same x.
+
+    Returns the student's and the reference's reports, and the weights and inputs used (for hints)."""
     kw = {"activation": activation} if activation else {}
     shapes = t.ref_probe(f"{PROBE}.module", cls=cls, args=args, **kw)["state"]
     state = {k: t.rng.normal(scale=0.5, size=tuple(s)).astype(np.float32) for k, s in shapes.items()}
@@ -157,8 +162,47 @@ def _module_run(t: Trial, cls: str, args: list, n: int, in_dim: int, activation:
         if got["n_parameters"] == 0 and got["layers_type"] in ("list", "tuple"):
             t.fail(f"{cls}.parameters() is empty: layers kept in a Python list are invisible to PyTorch; "
                    "use nn.Sequential (or nn.ModuleList).")
-        t.fail(f"{cls}'s parameters are {got['state']}; expected {want['state']} (names and shapes).")
-    return got, want
+        t.fail(f"{cls}'s parameters differ from the expected ones: {state_difference(t, got, want)}")
+    return got, want, state, x
+
+
+_ACTIVATIONS = {"ReLU": lambda z: np.maximum(z, 0.0), "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
+                "tanh": np.tanh, "no activation": lambda z: z}
+
+
+def mlp_forward_hint(state: dict, x: np.ndarray):
+    """Recognise fc2(a(fc1(x))) for the wrong activation a, and an activation after fc2."""
+    def linear(z, name):
+        return z @ state[f"{name}.weight"].T.astype(float) + state[f"{name}.bias"].astype(float)
+
+    hidden = linear(x.astype(float), "fc1")
+    candidates = {name: linear(a(hidden), "fc2") for name, a in _ACTIVATIONS.items() if name != "ReLU"}
+    candidates["after fc2"] = np.maximum(linear(np.maximum(hidden, 0.0), "fc2"), 0.0)
+
+    def hint(got, want) -> str | None:
+        g = np.asarray(getattr(got, "array", got), dtype=float).reshape(-1)
+        for name, value in candidates.items():
+            if g.size == value.size and np.allclose(g, value.reshape(-1), rtol=1e-3, atol=1e-4):
+                if name == "no activation":
+                    return ("your output is affine in x: apply torch.relu between fc1 and fc2 (without an "
+                            "activation, two linear layers are just one linear layer).")
+                if name == "after fc2":
+                    return "there should be no activation after fc2: the output is fc2(relu(fc1(x)))."
+                return f"your network uses {name} between fc1 and fc2; the lecture's MLP uses ReLU."
+        return None
+
+    return hint
+
+
+def state_difference(t: Trial, got: dict, want: dict) -> str:
+    """Which parameters differ, by name (shapes only on the public example: they reveal the sizes)."""
+    if t.public:
+        return f"got {got['state']}; expected {want['state']} (names and shapes)."
+    missing, extra = sorted(set(want["state"]) - set(got["state"])), sorted(set(got["state"]) - set(want["state"]))
+    if missing or extra:
+        return f"missing {missing}, unexpected {extra}."
+    wrong = [k for k in want["state"] if got["state"][k] != want["state"][k]]
+    return f"the shapes of {wrong} are wrong."
 
 
 def squeeze_hint(got, want) -> str | None:
@@ -174,16 +218,18 @@ def _(t: Trial) -> None:
     want = t.ref_probe(f"{PROBE}.module", cls="MLP", args=args)
     t.expect(got["children"].get("fc1") == "Linear" and got["children"].get("fc2") == "Linear",
              f"MLP should have attributes fc1 and fc2 that are nn.Linear; it has {got['children']}.")
-    t.expect(got["state"] == want["state"], f"MLP{tuple(args)} has parameters {got['state']}; "
-             f"expected {want['state']}.")
+    t.expect(got["state"] == want["state"], f"MLP(input_dim, hid_dim, output_dim) has the wrong parameters: "
+             f"{state_difference(t, got, want)} fc1 = nn.Linear(input_dim, hid_dim), "
+             "fc2 = nn.Linear(hid_dim, output_dim).")
 
 
 @check("MLP", "forward matches the reference with the same weights", on_devices=True)
 def _(t: Trial) -> None:
     out_dim = 1 if t.public else int(t.rng.integers(1, 4))
     args = [4, 6, out_dim]
-    got, want = _module_run(t, "MLP", args, 9, 4)
-    t.expect_close(got["out"], want["out"], f"MLP(4, 6, {out_dim})(x)", hints=[squeeze_hint])
+    got, want, state, x = _module_run(t, "MLP", args, 16, 4)
+    t.expect_close(got["out"], want["out"], f"MLP(4, 6, {out_dim})(x)",
+                   hints=[mlp_forward_hint(state, x), squeeze_hint])
 
 
 @check("DeepMLP", "layers is an nn.Sequential of Linear, activation, ..., Linear")
@@ -198,21 +244,25 @@ def _(t: Trial) -> None:
         hint = ""
         if got["layers"][-1:] != ["Linear"]:
             hint = " There should be no activation after the last Linear layer: the output is unconstrained."
+        elif (extra := got["layers"].count("Linear") - want["layers"].count("Linear")) != 0:
+            hint = (f" You have one Linear layer too {'many' if extra > 0 else 'few'} (off by {abs(extra)}): there "
+                    "is one Linear per consecutive pair of sizes, len(layer_sizes) - 1 in all.")
         elif len(got["layers"]) != len(want["layers"]):
-            hint = " One Linear layer per consecutive pair of sizes, with an activation between two Linears."
-        t.fail(f"DeepMLP({sizes}).layers is {got['layers']}; expected {want['layers']}.{hint}")
+            hint = " Put exactly one activation between two consecutive Linear layers."
+        where = f"DeepMLP({sizes}).layers" if t.public else "DeepMLP(layer_sizes).layers"
+        t.fail(f"{where} is {got['layers']}; expected {want['layers']}.{hint}")
 
 
 @check("DeepMLP", "forward matches the reference with the same weights", on_devices=True)
 def _(t: Trial) -> None:
     sizes = [3, 5, 5, 2] if t.public else [int(v) for v in t.rng.integers(1, 8, size=int(t.rng.integers(2, 6)))]
-    got, want = _module_run(t, "DeepMLP", [sizes], 8, sizes[0])
+    got, want, _, _ = _module_run(t, "DeepMLP", [sizes], 8, sizes[0])
     t.expect_close(got["out"], want["out"], f"DeepMLP({sizes})(x)")
 
 
 @check("DeepMLP", "uses the activation class it is given", on_devices=True)
 def _(t: Trial) -> None:
     sizes = [2, 6, 6, 1]
-    got, want = _module_run(t, "DeepMLP", [sizes], 8, 2, activation="Tanh" if t.public else "Sigmoid")
+    got, want, _, _ = _module_run(t, "DeepMLP", [sizes], 8, 2, activation="Tanh" if t.public else "Sigmoid")
     t.expect_close(got["out"], want["out"], "DeepMLP(sizes, activation=...)(x)",
                    hints=[lambda g, w: "create each activation layer with `activation()`, not always nn.ReLU()."])

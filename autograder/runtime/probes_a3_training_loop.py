@@ -92,11 +92,17 @@ def _state(model) -> dict:
     return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
 
 
-def _recording_loss(losses: list):
+def _recording_loss(losses: list, seen: dict | None = None):
+    """MSE that records each batch loss, unmoved targets, and whether gradients were being tracked."""
     torch = _torch()
     mse = torch.nn.MSELoss()
+    seen = {} if seen is None else seen
 
     def loss_fn(pred, target):
+        if type(target).__name__ == "Unmoved":
+            seen["unmoved_targets"] = seen.get("unmoved_targets", 0) + 1
+        if torch.is_grad_enabled():
+            seen["grad_enabled"] = seen.get("grad_enabled", 0) + 1
         loss = mse(pred.reshape(-1), target.reshape(-1))
         losses.append(float(loss.detach().cpu()))
         return loss
@@ -111,9 +117,10 @@ def train_epoch(ns: dict, *, state: dict, x, y, batch_size: int, lr: float, mome
     model, seen = _model(state, 0.0, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     losses: list = []
-    value = lookup(ns, "train_one_epoch")(model, _Loader(x, y, batch_size), _recording_loss(losses), optimizer,
-                                          device)
-    return {"value": value, "losses": losses, "state": _state(model), "unmoved": seen["unmoved"]}
+    value = lookup(ns, "train_one_epoch")(model, _Loader(x, y, batch_size), _recording_loss(losses, seen),
+                                          optimizer, device)
+    return {"value": value, "losses": losses, "state": _state(model), "unmoved": seen["unmoved"],
+            "unmoved_targets": seen.get("unmoved_targets", 0)}
 
 
 def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu") -> dict:
@@ -122,9 +129,10 @@ def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu
     model.train()
     fn = lookup(ns, "evaluate")
     losses: list = []
-    first = fn(model, _Loader(x, y, batch_size), _recording_loss(losses), device)
-    second = fn(model, _Loader(x, y, batch_size), _recording_loss([]), device)
+    first = fn(model, _Loader(x, y, batch_size), _recording_loss(losses, seen), device)
+    second = fn(model, _Loader(x, y, batch_size), _recording_loss([], seen), device)
     return {"values": [first, second], "losses": losses, "state": _state(model), "unmoved": seen["unmoved"],
+            "unmoved_targets": seen.get("unmoved_targets", 0), "grad_enabled": seen.get("grad_enabled", 0),
             "training": model.training}
 
 
@@ -140,10 +148,69 @@ def fit(ns: dict, *, state: dict, x, y, xv, yv, batch_size: int, lr: float, n_ep
     return {"history": history, "state": _state(model)}
 
 
-def checkpoint(ns: dict, *, state: dict, x, y, steps: int, epoch: int, device: str = "cpu") -> dict:
-    """Train with Adam, checkpoint, train on; then restore into fresh objects and train on the same way."""
+def _tensors_in(obj, depth: int = 0) -> list:
+    """Every tensor in a loaded checkpoint, whatever its layout (dicts, lists, modules, optimizers)."""
     torch = _torch()
-    save, load = lookup(ns, "save_checkpoint"), lookup(ns, "load_checkpoint")
+    if depth > 8:
+        return []
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if hasattr(obj, "state_dict") and callable(obj.state_dict):
+        try:
+            obj = obj.state_dict()
+        except Exception:  # noqa: BLE001 - an object that cannot report its state holds nothing we can see
+            return []
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors_in(v, depth + 1)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors_in(v, depth + 1)]
+    return []
+
+
+def _numbers_in(obj, depth: int = 0) -> list:
+    """Every plain number (or one-element tensor or array) in a loaded checkpoint: where the epoch would be."""
+    if depth > 8:
+        return []
+    if isinstance(obj, (int, float, np.number)) and not isinstance(obj, bool):
+        return [float(obj)]
+    if hasattr(obj, "numel") and hasattr(obj, "item") and obj.numel() == 1:
+        return [float(obj.item())]
+    if isinstance(obj, dict):
+        return [n for v in obj.values() for n in _numbers_in(v, depth + 1)]
+    if isinstance(obj, (list, tuple)):
+        return [n for v in obj for n in _numbers_in(v, depth + 1)]
+    return []
+
+
+def _key(tensor) -> tuple:
+    array = tensor.detach().cpu().numpy()
+    return str(array.dtype), array.shape, array.tobytes()
+
+
+def _file_contents(path: str, model, optimizer, epoch: int) -> dict:
+    """Whether the file at ``path`` (read with torch.load) holds the model's and optimizer's state and the epoch.
+
+    Each is None when the file cannot be read with torch.load."""
+    torch = _torch()
+    try:
+        blob = torch.load(path, weights_only=False)
+    except Exception:  # noqa: BLE001 - a format of the student's own: judged by the round trip only
+        return {"has_model": None, "has_optimizer": None, "has_epoch": None}
+    found = {_key(t) for t in _tensors_in(blob)}
+    optimizer_state = [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
+    return {"has_model": all(_key(v) in found for v in model.state_dict().values()),
+            "has_optimizer": all(_key(v) in found for v in optimizer_state),
+            "has_epoch": float(epoch) in _numbers_in(blob)}
+
+
+def checkpoint(ns: dict, *, state: dict, x, y, steps: int, epoch: int, part: str = "load",
+               device: str = "cpu") -> dict:
+    """Train with Adam, checkpoint, train on; then restore into fresh objects and train on the same way.
+
+    Also reports what the checkpoint file holds, so that a mistake is put on the function that made it: with
+    ``part="save"`` a file that torch.load can read is only inspected (load_checkpoint is not called)."""
+    torch = _torch()
+    save = lookup(ns, "save_checkpoint")
     xs, ys = torch.tensor(x), torch.tensor(y)
 
     def step(model, opt, k):
@@ -158,12 +225,18 @@ def checkpoint(ns: dict, *, state: dict, x, y, steps: int, epoch: int, device: s
     step(model, opt, steps)
     path = os.path.join(tempfile.mkdtemp(), "checkpoint.pt")
     save(path, model, opt, epoch)
+    contents = _file_contents(path, model, opt, epoch)
+    if part == "save" and contents["has_model"] is not None:
+        return contents
+    load = lookup(ns, "load_checkpoint")
     step(model, opt, steps)
     fresh, _ = _model({k: np.zeros_like(v) for k, v in state.items()}, 0.0, "cpu")
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.05)
     restored = load(path, fresh, fresh_opt)
+    restored_optimizer = bool(fresh_opt.state)
     step(fresh, fresh_opt, steps)
-    return {"epoch": restored, "uninterrupted": _state(model), "resumed": _state(fresh)}
+    return {"epoch": restored, "uninterrupted": _state(model), "resumed": _state(fresh),
+            "restored_optimizer": restored_optimizer, **contents}
 
 
 def cubic(ns: dict, *, seed: int, x_test, device: str = "cpu") -> dict:

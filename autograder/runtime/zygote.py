@@ -209,6 +209,9 @@ class Zygote:
             MPLCONFIGDIR=os.path.join(self.workdir, ".matplotlib"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
             OPENBLAS_NUM_THREADS="1", PYTHONHASHSEED="0",
         )
+        import tempfile
+
+        tempfile.tempdir = None  # found again from TMPDIR: the zygote's warm-up cached /tmp, not writable for us
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
         sys.argv = ["notebook"]
         sys.path[:] = [p for p in sys.path if p and p != os.getcwd()]

@@ -54,3 +54,21 @@ def failing_functions(result: SubmissionResult) -> set[str]:
 
 def outputs(result: SubmissionResult, function: str) -> str:
     return "\n".join(t.output for t in result.tests if t.name.startswith(f"{function}:"))
+
+
+def assert_full_marks_and_zero(grade, assignment: str) -> None:
+    """The reference (every solution cell filled in) gets full marks; the untouched release gets zero."""
+    full = grade(assignment, samples.build(assignment))
+    assert full.score == full.max_score == sum(course.points(assignment).values()), full.to_json()
+    assert all(t.output == "" for t in full.tests)
+    assert grade(assignment, samples.build(assignment, solved=False)).score == 0
+
+
+def assert_mistake_caught(grade, assignment: str, function: str, code: str | dict, fragment: str) -> None:
+    """A wrong ``function`` (cell source, or several cells by grade_id) loses points on that function and on
+    functions the contract makes depend on it only, and its feedback contains ``fragment``."""
+    result = grade(assignment, samples.build(assignment, code if isinstance(code, dict) else {function: code}))
+    lost = failing_functions(result)
+    dependents = {f for f, deps in course.suite(assignment).depends.items() if function in deps}
+    assert function in lost and lost <= {function} | dependents, lost
+    assert fragment in outputs(result, function)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import failing_functions, outputs
+from conftest import assert_full_marks_and_zero, assert_mistake_caught, outputs
 
 from autograder import course, samples
 
@@ -69,26 +69,19 @@ MISTAKES = [
 ]
 
 
-def test_reference_gets_full_marks(grade) -> None:
-    result = grade(A1, samples.build(A1))
-    assert result.score == result.max_score == sum(course.points(A1).values())
-    assert all(t.output == "" for t in result.tests)
+def test_reference_gets_full_marks_and_the_release_zero(grade) -> None:
+    assert_full_marks_and_zero(grade, A1)
 
 
-def test_untouched_release_gets_zero_and_says_not_implemented(grade) -> None:
-    result = grade(A1, samples.build(A1, solved=False))
-    assert result.score == 0
-    assert "NotImplementedError: it has not been implemented yet" in outputs(result, "normal_equation")
+def test_the_release_is_reported_as_not_implemented_yet(grade) -> None:
+    text = outputs(grade(A1, samples.build(A1, solved=False)), "normal_equation")
+    assert "normal_equation raised NotImplementedError: it has not been implemented yet" in text
 
 
 @pytest.mark.parametrize(("function", "code", "fragment"), MISTAKES,
                          ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
 def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function, code, fragment) -> None:
-    result = grade(A1, samples.build(A1, {function: code}))
-    lost = failing_functions(result)
-    allowed = {function} | {f for f, deps in course.suite(A1).depends.items() if function in deps}
-    assert function in lost and lost <= allowed, lost
-    assert fragment in outputs(result, function)
+    assert_mistake_caught(grade, A1, function, code, fragment)
 
 
 def test_exception_feedback_shows_only_the_students_own_traceback_lines(grade) -> None:

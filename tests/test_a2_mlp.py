@@ -4,9 +4,7 @@ own function with feedback that names it."""
 from __future__ import annotations
 
 import pytest
-from conftest import failing_functions, outputs
-
-from autograder import course, samples
+from conftest import assert_full_marks_and_zero, assert_mistake_caught
 
 A2 = "a2_mlp"
 
@@ -78,20 +76,11 @@ MISTAKES = [
 ]
 
 
-def test_reference_gets_full_marks(grade) -> None:
-    result = grade(A2, samples.build(A2))
-    assert result.score == result.max_score == sum(course.points(A2).values()), result.to_json()
-
-
-def test_untouched_release_gets_zero(grade) -> None:
-    assert grade(A2, samples.build(A2, solved=False)).score == 0
+def test_reference_gets_full_marks_and_the_release_zero(grade) -> None:
+    assert_full_marks_and_zero(grade, A2)
 
 
 @pytest.mark.parametrize(("function", "code", "fragment"), MISTAKES,
                          ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
 def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function, code, fragment) -> None:
-    result = grade(A2, samples.build(A2, {function: code}))
-    lost = failing_functions(result)
-    allowed = {function} | {f for f, deps in course.suite(A2).depends.items() if function in deps}
-    assert function in lost and lost <= allowed, lost
-    assert fragment in outputs(result, function)
+    assert_mistake_caught(grade, A2, function, code, fragment)

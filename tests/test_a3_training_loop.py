@@ -4,9 +4,9 @@ its own function, and a correct loader with worker processes accepted."""
 from __future__ import annotations
 
 import pytest
-from conftest import failing_functions, outputs
+from conftest import assert_full_marks_and_zero, assert_mistake_caught, failing_functions, outputs
 
-from autograder import course, samples
+from autograder import samples
 
 A3 = "a3_training_loop"
 
@@ -101,23 +101,14 @@ MISTAKES = [
 ]
 
 
-def test_reference_gets_full_marks(grade) -> None:
-    result = grade(A3, samples.build(A3))
-    assert result.score == result.max_score == sum(course.points(A3).values()), result.to_json()
-
-
-def test_untouched_release_gets_zero(grade) -> None:
-    assert grade(A3, samples.build(A3, solved=False)).score == 0
+def test_reference_gets_full_marks_and_the_release_zero(grade) -> None:
+    assert_full_marks_and_zero(grade, A3)
 
 
 @pytest.mark.parametrize(("function", "code", "fragment"), MISTAKES,
                          ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
 def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function, code, fragment) -> None:
-    result = grade(A3, samples.build(A3, code if isinstance(code, dict) else {function: code}))
-    lost = failing_functions(result)
-    dependents = {f for f, deps in course.suite(A3).depends.items() if function in deps}
-    assert function in lost and lost <= {function} | dependents, lost
-    assert fragment in outputs(result, function)
+    assert_mistake_caught(grade, A3, function, code, fragment)
 
 
 def test_a_correct_loader_with_worker_processes_passes(grade) -> None:

@@ -4,9 +4,9 @@ on its own function with feedback that names it."""
 from __future__ import annotations
 
 import pytest
-from conftest import failing_functions, outputs
+from conftest import assert_full_marks_and_zero, assert_mistake_caught, outputs
 
-from autograder import course, samples
+from autograder import samples
 
 A5 = "a5_classification"
 
@@ -33,22 +33,14 @@ MISTAKES = [
 ]
 
 
-def test_reference_gets_full_marks(grade) -> None:
-    result = grade(A5, samples.build(A5))
-    assert result.score == result.max_score == sum(course.points(A5).values()), result.to_json()
-
-
-def test_untouched_release_gets_zero(grade) -> None:
-    assert grade(A5, samples.build(A5, solved=False)).score == 0
+def test_reference_gets_full_marks_and_the_release_zero(grade) -> None:
+    assert_full_marks_and_zero(grade, A5)
 
 
 @pytest.mark.parametrize(("function", "code", "fragment"), MISTAKES,
                          ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
 def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function, code, fragment) -> None:
-    result = grade(A5, samples.build(A5, {function: code}))
-    lost = failing_functions(result)
-    assert lost == {function}, lost
-    assert fragment in outputs(result, function)
+    assert_mistake_caught(grade, A5, function, code, fragment)
 
 
 def test_a_deterministic_but_weak_classifier_fails_on_accuracy(grade) -> None:

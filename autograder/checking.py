@@ -152,7 +152,7 @@ class Trial:
     def probe(self, probe: str, label: str | None = None, seconds: float | None = None, **args: Any) -> Any:
         """Run ``probe`` on the student's namespace; errors become feedback about ``label``."""
         args.setdefault("device", self.device)
-        reply = self.student.call(probe, args, seconds or self.check.seconds, key=label or self.check.function)
+        reply = self.student.call(probe, args, seconds or self.check.seconds)
         if not reply.ok:
             raise Failure(student_error(label or self.check.function, reply.error or {}))
         return reply.value

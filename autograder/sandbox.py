@@ -225,7 +225,9 @@ class Worker:
         return reply
 
     def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None) -> Reply:
-        """Run ``probe`` on the student's namespace in the fork serving ``key``; never raises for student errors."""
+        """Run ``probe`` on the student's namespace in the fork serving ``key`` (default: the probe's name).
+
+        Never raises for student errors: those come back as ``Reply(ok=False, error=...)``."""
         seconds = float(seconds or self.limits.call_seconds)
         header = {"op": "call", "probe": probe, "seconds": seconds, "key": key or probe}
         try:

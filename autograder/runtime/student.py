@@ -1,10 +1,11 @@
-"""What runs as the student: the notebook's cells in order, then graded calls in per-function forks.
+"""What runs as the student: the notebook's cells in order, then graded calls in forks of the final state.
 
 Cells run in this process, one after another, announcing each start to the resident process
 (``zygote``), which holds the deadlines: a cell that crashes, exits or hangs gets the whole process killed
 and the notebook is replayed without it, so a bad exploratory cell costs only itself. Graded calls run in a
-fork of the final state, one fork per graded name that serves that name's calls, so a segfault or an
-endless loop costs only the calls of that name. This code shares the process with student code and is not
+fork of the final state that serves calls one after another (one fork per kind of probe); a call that
+crashes or hangs takes only that fork with it, and the next call gets a fresh one, so a segfault or an endless
+loop costs only the call that caused it. This code shares the process with student code and is not
 trusted: the zygote enforces the hard limits.
 """
 

@@ -258,7 +258,7 @@ class Zygote:
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            _reap(0.01)
+            _reap(0.002)
         _reap(0)
         shutil.rmtree(self.workdir, ignore_errors=True)
         if self.cfg.get("private_tmp") and os.path.isdir("/dev/shm"):
@@ -324,7 +324,7 @@ def _reap(wait: float) -> None:
         if pid == 0:
             if time.monotonic() >= end:
                 return
-            time.sleep(0.002)
+            time.sleep(0.0005)
 
 
 def main() -> None:

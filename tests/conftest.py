@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +74,22 @@ def assert_mistake_caught(grade, assignment: str, function: str, code: str | dic
     dependents = {f for f, deps in course.suite(assignment).depends.items() if function in deps}
     assert function in lost and lost <= {function} | dependents, lost
     assert fragment in outputs(result, function)
+
+
+def nbgrader(root: Path, *args: str) -> None:
+    """Run stock nbgrader in a course folder; fail with its output."""
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def release_course(root: Path, gradebook: bool) -> Path:
+    """A scratch course with this repository's nbgrader config and sources, every assignment released."""
+    shutil.copy(course.course_root() / "nbgrader_config.py", root)
+    for assignment in course.available():
+        shutil.copytree(course.source_notebook(assignment).parent, root / "source" / assignment)
+        if gradebook:
+            nbgrader(root, "db", "assignment", "add", assignment)
+            nbgrader(root, "generate_assignment", assignment)
+        else:
+            nbgrader(root, "generate_assignment", assignment, "--no-db")
+    return root

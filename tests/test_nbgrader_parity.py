@@ -5,24 +5,16 @@ from __future__ import annotations
 
 import csv
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LIMITS
+from conftest import TEST_LIMITS, nbgrader, release_course
 
 from autograder import course, samples
 from autograder.batch import grade_course
 from autograder.results import read_result
 
 ASSIGNMENTS = course.available()
-NBGRADER = [sys.executable, "-m", "nbgrader"]
-
-
-def nbgrader(root: Path, *args: str) -> None:
-    done = subprocess.run([*NBGRADER, *args], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def export(root: Path) -> dict[tuple[str, str], float]:
@@ -34,12 +26,8 @@ def export(root: Path) -> dict[tuple[str, str], float]:
 @pytest.fixture(scope="module")
 def nbgrader_course(tmp_path_factory) -> Path:
     """A course released with a gradebook, one full-marks and one untouched submission per assignment."""
-    root = tmp_path_factory.mktemp("course")
-    shutil.copy(course.course_root() / "nbgrader_config.py", root)
+    root = release_course(tmp_path_factory.mktemp("course"), gradebook=True)
     for assignment in ASSIGNMENTS:
-        shutil.copytree(course.source_notebook(assignment).parent, root / "source" / assignment)
-        nbgrader(root, "db", "assignment", "add", assignment)
-        nbgrader(root, "generate_assignment", assignment)
         name = course.notebook_name(assignment)
         samples.write(samples.build(assignment), root / "submitted" / "ref" / assignment / name)
         samples.write(samples.build(assignment, solved=False), root / "submitted" / "zero" / assignment / name)

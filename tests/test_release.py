@@ -4,30 +4,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import release_course
 
 from autograder import course
 from autograder.notebook import read_cells
 
 ASSIGNMENTS = course.available()
-NBGRADER = [sys.executable, "-m", "nbgrader"]
 
 
 @pytest.fixture(scope="module")
 def fresh_release(tmp_path_factory) -> Path:
     """Every assignment released by stock nbgrader into a scratch copy of the course."""
-    root = tmp_path_factory.mktemp("release")
-    shutil.copy(course.course_root() / "nbgrader_config.py", root)
-    for assignment in ASSIGNMENTS:
-        shutil.copytree(course.source_notebook(assignment).parent, root / "source" / assignment)
-        subprocess.run([*NBGRADER, "generate_assignment", assignment, "--no-db"], cwd=root, check=True,
-                       capture_output=True)
-    return root
+    return release_course(tmp_path_factory.mktemp("release"), gradebook=False)
 
 
 @pytest.mark.slow

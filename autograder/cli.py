@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", type=Path, help="build the demo course here and keep it")
 
     sub.add_parser("doctor", help="show which sandbox protections this machine provides")
+
+    gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for one assignment")
+    gradescope.add_argument("assignment")
+    gradescope.add_argument("--out", type=Path, default=Path("."), help="folder for the zip (default: here)")
     return parser
 
 
@@ -79,6 +83,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return run_demo(args.keep)
+    if args.command == "gradescope":
+        from .gradescope import build_bundle
+
+        print(build_bundle(args.assignment, args.out))
+        return 0
     if args.command == "doctor":
         print("Sandbox protections on this machine:\n" + protection_table())
         return 0

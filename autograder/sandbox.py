@@ -107,7 +107,12 @@ def protections() -> list[Protection]:
     bwrap = _bwrap_works()
     root = os.geteuid() == 0
     mem, pids = _cgroup_root("memory"), _cgroup_root("pids")
-    ns = "bubblewrap namespaces" if bwrap else "needs bubblewrap (apt-get install bubblewrap) and namespaces"
+    if bwrap:
+        ns = "bubblewrap namespaces"
+    elif shutil.which("bwrap") and not os.environ.get("DLGRADE_NO_BWRAP"):
+        ns = "bubblewrap is installed but cannot create namespaces here (e.g. a container's default confinement)"
+    else:
+        ns = "needs bubblewrap (apt-get install bubblewrap) and namespaces"
     return [
         Protection("separate process, plain data only", True, "fork per cell and per call; JSON + .npy"),
         Protection("no network", bool(bwrap), ns),

@@ -1,0 +1,95 @@
+# The grading image: runs `dlgrade grade /course` on a course folder (nbgrader layout) mounted at /course.
+# Works with Docker and Podman.
+#
+#   docker build -t dlgrade .
+#   docker run --rm --network none --user "$(id -u):$(id -g)" -v "$PWD/course:/course" dlgrade
+#   docker run --rm --network none --user "$(id -u):$(id -g)" -v "$PWD/course:/course" dlgrade \
+#       grade /course --assignment a1_linear_regression --workers 2
+#
+# Offline build: put wheels of the dependencies in wheelhouse/ (pip download on a machine with the same Python;
+# container/build-offline.sh does this and builds with Podman from a debootstrap base); then nothing is fetched.
+# Without wheelhouse/, torch comes from TORCH_INDEX (CPU by default) and the rest from PyPI.
+#
+# GPU variant: a CUDA base and the CUDA wheel of the same torch version (it brings cuDNN and cuBLAS as wheels), run
+# with the GPUs passed through (NVIDIA Container Toolkit; Podman: --device nvidia.com/gpu=all):
+#   docker build -t dlgrade-gpu --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-base-ubuntu24.04 \
+#       --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 .
+#   docker run --rm --gpus all --network none --user "$(id -u):$(id -g)" -v "$PWD/course:/course" dlgrade-gpu
+#
+# Sandbox protections inside a container: `dlgrade grade` prints which are on. Student code gets bubblewrap's
+# namespaces (no network, no view of solutions/ or the course, private /tmp) only if the container may create
+# them: Podman `--security-opt systempaths=unconfined`; Docker additionally `--security-opt seccomp=unconfined`
+# (and `apparmor=unconfined` on Ubuntu hosts). `--network none` keeps the whole container offline either way.
+
+ARG BASE_IMAGE=python:3.11-slim
+
+# -- system: Python with venv support (installed when the base has none, e.g. a CUDA base), bubblewrap ----------
+FROM ${BASE_IMAGE} AS system
+ENV LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN set -eu; \
+    need=""; \
+    command -v python3 >/dev/null 2>&1 || need="python3"; \
+    python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need="$need python3-venv"; \
+    command -v bwrap >/dev/null 2>&1 || need="$need bubblewrap"; \
+    if [ -n "$need" ]; then \
+      if command -v apt-get >/dev/null 2>&1; then \
+        ( export DEBIAN_FRONTEND=noninteractive; apt-get update -qq \
+          && apt-get install -y -qq --no-install-recommends $need && rm -rf /var/lib/apt/lists/* ) \
+          || echo "warning: could not install:$need"; \
+      else \
+        echo "warning: no apt-get in the base image; not installed:$need"; \
+      fi; \
+    fi; \
+    python3 -c "import ensurepip, venv" || { echo "error: the base image needs python3 with venv" >&2; exit 1; }; \
+    command -v bwrap >/dev/null 2>&1 \
+      || echo "note: no bubblewrap; the grader runs with fewer protections (see dlgrade doctor)"; \
+    python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv
+
+# -- requirements: the dependencies of pyproject.toml, with wheelhouse/ when the build context has one ------------
+FROM system AS requirements
+# `wheelhous[e]` matches nothing when there is no wheelhouse/, and the build goes on
+COPY pyproject.toml wheelhous[e] /tmp/build/
+RUN cd /tmp/build && python -c "import sys, importlib; \
+t = importlib.import_module('tomllib' if sys.version_info >= (3, 11) else 'pip._vendor.tomli'); \
+p = t.load(open('pyproject.toml', 'rb')); \
+print('\n'.join(p['project']['dependencies'] + p['build-system']['requires'] + ['wheel']))" >requirements.txt \
+    && rm pyproject.toml
+
+# -- deps: installed into /opt/venv (a layer that stays cached while the requirements and wheels do not change) --
+FROM system AS deps
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+COPY --from=requirements /tmp/build /tmp/build
+RUN set -eu; cd /tmp/build; \
+    if ls ./*.whl >/dev/null 2>&1; then \
+      echo "installing from the wheelhouse ($(ls ./*.whl | wc -l) wheels), no network"; \
+      pip install --no-index --find-links /tmp/build -r requirements.txt; \
+    else \
+      echo "no wheelhouse/: torch from $TORCH_INDEX, the rest from PyPI"; \
+      pip install --index-url "$TORCH_INDEX" "$(grep -E '^torch([<>=!~ ]|$)' requirements.txt)"; \
+      pip install -r requirements.txt; \
+    fi
+
+# -- the image ------------------------------------------------------------------------------------------------------
+FROM system
+COPY --from=deps /opt/venv /opt/venv
+COPY pyproject.toml README.md nbgrader_config.py /opt/dlgrade/
+COPY autograder /opt/dlgrade/autograder
+COPY solutions /opt/dlgrade/solutions
+COPY source /opt/dlgrade/source
+COPY assignments /opt/dlgrade/assignments
+RUN set -eu; \
+    pip install --no-index --no-deps --no-build-isolation /opt/dlgrade; \
+    rm -rf /opt/dlgrade/build /opt/dlgrade/*.egg-info; \
+    if ! getent passwd 1000 >/dev/null; then \
+      useradd --uid 1000 --user-group --create-home grader 2>/dev/null \
+      || { echo "grader:x:1000:1000::/home/grader:/bin/sh" >>/etc/passwd; echo "grader:x:1000:" >>/etc/group; }; \
+    fi; \
+    mkdir -p /course && chmod 0777 /course; \
+    dlgrade doctor
+# the grader's code and the references: readable, not writable, by the user that runs the image
+ENV DLGRADE_HOME=/opt/dlgrade MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
+USER 1000:1000
+WORKDIR /course
+ENTRYPOINT ["dlgrade"]
+CMD ["grade", "/course"]

@@ -1,0 +1,275 @@
+"""The grading image and the Gradescope bundle, built and run for real.
+
+The container tests build the image with ``container/build-offline.sh`` (debootstrap base, host wheelhouse, Podman
+with runc) and need root, podman, runc and debootstrap; they are skipped only where podman is missing. They print
+their timings (build, grading in and out of the container) on the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from autograder import course, demo, samples
+
+A1 = "a1_linear_regression"
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = "localhost/dlgrade"
+PODMAN = ["podman", "--runtime", "runc"]  # crun fails on this kernel's cgroup layout
+RUN = [*PODMAN, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+IMAGE_UID = 1000  # USER in the Dockerfile
+SCHEMA = json.loads((Path(course.__file__).parent / "gradescope_schema.json").read_text())
+
+
+def say(request: pytest.FixtureRequest, line: str) -> None:
+    """A line on the terminal even while output is captured (timings, what the container reported)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"[container] {line}")
+
+
+def results(root: Path) -> dict[str, dict]:
+    """Every results.json under ``root/graded``, by ``student/assignment``."""
+    return {f"{p.parent.parent.name}/{p.parent.name}": json.loads(p.read_text())
+            for p in sorted((root / "graded").glob("*/*/results.json"))}
+
+
+def scores(document: dict) -> dict:
+    """What must agree between two runs (execution_time may differ)."""
+    return {"score": document["score"], "max_score": document["max_score"],
+            "tests": [(t["name"], t["score"], t["max_score"]) for t in document["tests"]]}
+
+
+# -- the container image ----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image(request: pytest.FixtureRequest) -> str:
+    """The image, built by the offline build script (cached steps make a second build quick)."""
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (apt-get install -y podman runc debootstrap uidmap)")
+    start = time.perf_counter()
+    done = subprocess.run([str(REPO / "container" / "build-offline.sh")], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "IMAGE": IMAGE}, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    for line in done.stderr.splitlines():
+        if line.startswith("== ") or re.match(r"   (done in|up to date|already|\d+ wheels)", line):
+            say(request, line.strip())
+    say(request, f"image built in {time.perf_counter() - start:.0f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """The demo submissions of a1 (full marks, mistakes, crashing, hostile, damaged) and their grades from
+    ``dlgrade grade`` run outside any container."""
+    root = tmp_path_factory.mktemp("demo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(course, "available", lambda: [A1])
+        demo.make_course(root / "course")
+    outside = root / "outside"
+    shutil.copytree(root / "course", outside)
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(outside)], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    say(request, f"outside the container: graded {len(results(outside))} submissions in "
+                 f"{time.perf_counter() - start:.0f} s")
+    return root / "course", results(outside)
+
+
+def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: tuple[Path, dict], where: Path,
+                       *options: str) -> subprocess.CompletedProcess:
+    """Run the image on a fresh copy of the demo course, mounted at /course and writable by the image's user."""
+    shutil.copytree(demo_course[0], where)
+    if os.geteuid() == 0:
+        for folder, _, files in os.walk(where):
+            for name in [folder, *(os.path.join(folder, f) for f in files)]:
+                os.chown(name, IMAGE_UID, IMAGE_UID)
+    start = time.perf_counter()
+    done = subprocess.run([*RUN, "--network", "none", *options, "-v", f"{where}:/course:Z", image, "grade", "/course"],
+                          capture_output=True, text=True, timeout=600)
+    say(request, f"in the container ({' '.join(options) or 'default confinement'}): exit {done.returncode} in "
+                 f"{time.perf_counter() - start:.0f} s")
+    for line in done.stderr.splitlines():
+        if line.startswith(("  on ", "  OFF")):
+            say(request, "  " + line.strip())
+    return done
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_grades_the_demo_course_like_a_plain_install(request, image, demo_course, tmp_path) -> None:
+    """With no network and the container's default confinement, the image grades every submission, says which
+    sandbox protections it lacks, and gives the same scores as ``dlgrade grade`` outside it."""
+    done = grade_in_container(request, image, demo_course, tmp_path / "course")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Sandbox protections:" in done.stderr and "separate process, plain data only" in done.stderr
+    inside, outside = results(tmp_path / "course"), demo_course[1]
+    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in ("ada", "ben", "cy", "dee", "eve")]
+    for key in outside:
+        jsonschema.validate(inside[key], SCHEMA)
+        assert scores(inside[key]) == scores(outside[key]), key
+    assert inside[f"ada/{A1}"]["score"] == inside[f"ada/{A1}"]["max_score"] > 0
+    assert (tmp_path / "course" / "grades.csv").read_text().count("\n") == 6
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_turns_bubblewrap_on_where_the_container_allows_namespaces(request, image, demo_course,
+                                                                          tmp_path) -> None:
+    """With ``--security-opt systempaths=unconfined`` (the README's hardened run), bubblewrap works inside the
+    container: student code gets no network and a filesystem view without solutions/; the scores do not change."""
+    done = grade_in_container(request, image, demo_course, tmp_path / "course",
+                              "--security-opt", "systempaths=unconfined")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for protection in ("no network", "filesystem view without solutions/tests", "private /tmp and PID namespace"):
+        assert any(line.startswith("  on ") and protection in line for line in done.stderr.splitlines()), done.stderr
+    inside, outside = results(tmp_path / "course"), demo_course[1]
+    assert {k: scores(v) for k, v in inside.items()} == {k: scores(v) for k, v in outside.items()}
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_container_run_with_network_none_reaches_nothing(request, image) -> None:
+    """``--network none``: only a loopback interface, and a port the host listens on cannot be reached (the same
+    connection from a container on the default network shows the port is reachable otherwise)."""
+    server = socket.create_server(("0.0.0.0", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        try:
+            while True:
+                server.accept()[0].close()
+        except OSError:  # closed at the end of the test
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the address of the default route
+        host = probe.getsockname()[0]
+    except OSError:
+        host = "10.88.0.1"  # podman's default bridge
+    finally:
+        probe.close()
+    code = ("import socket, sys\n"
+            "print(sorted(n for _, n in socket.if_nameindex()))\n"
+            "try:\n"
+            "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()\n"
+            "    print('connected')\n"
+            "except OSError as err:\n"
+            "    print('refused:', err)\n")
+    try:
+        isolated = subprocess.run([*RUN, "--network", "none", "--entrypoint", "python", image, "-c", code, host,
+                                   str(port)], capture_output=True, text=True, timeout=120)
+        control = subprocess.run([*RUN, "--entrypoint", "python", image, "-c", code, host, str(port)],
+                                 capture_output=True, text=True, timeout=120)
+    finally:
+        server.close()
+    say(request, f"--network none: {isolated.stdout.strip()!r}; default network: {control.stdout.strip()!r}")
+    assert isolated.returncode == 0, isolated.stderr
+    interfaces, outcome = isolated.stdout.splitlines()
+    assert interfaces == "['lo']" and outcome.startswith("refused"), isolated.stdout
+
+
+# -- the Gradescope bundle --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The zip ``dlgrade gradescope`` writes for a1."""
+    out = tmp_path_factory.mktemp("bundle")
+    done = subprocess.run([sys.executable, "-m", "autograder", "gradescope", A1, "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip())
+
+
+def unpack(bundle: Path, root: Path) -> Path:
+    """Lay the bundle out the way Gradescope does: the zip in ``root/source``, run_autograder copied to ``root``."""
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(root / "source")
+        for info in zf.infolist():
+            mode = info.external_attr >> 16
+            if mode:
+                os.chmod(root / "source" / info.filename, stat.S_IMODE(mode))
+    shutil.copy2(root / "source" / "run_autograder", root / "run_autograder")
+    (root / "submission").mkdir()
+    return root
+
+
+def run_autograder(root: Path, *submissions: tuple[str, bytes | str | dict]) -> dict:
+    """Put ``submissions`` (relative path, notebook) in ``root/submission``, run run_autograder with this
+    environment's Python instead of setup.sh's venv, and return results/results.json."""
+    for name, nb in submissions:
+        samples.write(nb, root / "submission" / name)
+    done = subprocess.run([str(root / "run_autograder")], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "AUTOGRADER_ROOT": str(root), "DLGRADE_PYTHON": sys.executable})
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    return document
+
+
+def test_gradescope_bundle_holds_the_scripts_and_only_its_assignment(bundle: Path) -> None:
+    """setup.sh and run_autograder sit at the zip's root, executable and valid bash; the project files are there
+    for a1 only (no other assignment's references or checks)."""
+    with zipfile.ZipFile(bundle) as zf:
+        names = set(zf.namelist())
+        modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
+        scripts = {name: zf.read(name).decode() for name in ("setup.sh", "run_autograder")}
+    for name, text in scripts.items():
+        assert modes[name] & 0o111, name
+        assert text.startswith("#!/usr/bin/env bash\n")
+        check = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
+        assert check.returncode == 0, (name, check.stderr)
+    assert "torch==2.13.0" in scripts["setup.sh"] and "pip install -q ./dlgrade" in scripts["setup.sh"]
+    notebook = course.notebook_name(A1)
+    for needed in ("pyproject.toml", "nbgrader_config.py", "autograder/cli.py", "autograder/runtime/zygote.py",
+                   f"autograder/checks/{A1}.py", f"solutions/{A1}.py", f"source/{A1}/{notebook}",
+                   f"assignments/{A1}/{notebook}"):
+        assert f"dlgrade/{needed}" in names, needed
+    others = [a for a in course.ASSIGNMENTS if a != A1]
+    assert not [n for n in names if any(a in n for a in others) and "probes_" not in n]
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+
+
+@pytest.mark.slow
+def test_gradescope_run_autograder_grades_an_upload_like_dlgrade_grade(bundle: Path, grade, tmp_path) -> None:
+    """A renamed upload in a subfolder is graded with the bundle's code and gets the same tests and scores as the
+    grader gives it directly; a correct one gets full marks."""
+    mistakes = samples.build(A1, course.suite(A1).typical_mistakes)
+    document = run_autograder(unpack(bundle, tmp_path / "ag"), (f"upload/{course.notebook_name(A1)[:-6]} (1).ipynb",
+                                                                mistakes))
+    assert scores(document) == scores(grade(A1, mistakes).to_json())
+    assert 0 < document["score"] < document["max_score"] == sum(course.points(A1).values())
+    assert "expected to be named" in document["output"]
+    full = run_autograder(unpack(bundle, tmp_path / "ag2"), (course.notebook_name(A1), samples.build(A1)))
+    assert full["score"] == full["max_score"] and all(t["output"] == "" for t in full["tests"])
+
+
+@pytest.mark.slow
+def test_gradescope_run_autograder_always_leaves_a_results_json(bundle: Path, tmp_path) -> None:
+    """No notebook uploaded: zero with the reason. The grader itself broken (its reference missing): still a
+    results.json, score 0, telling the student it is not their fault and showing the cause."""
+    empty = run_autograder(unpack(bundle, tmp_path / "empty"), ("notes.txt", "not a notebook"))
+    assert empty["score"] == 0 and "No notebook found" in empty["output"]
+    root = unpack(bundle, tmp_path / "broken")
+    (root / "source" / "dlgrade" / "solutions" / f"{A1}.py").unlink()
+    broken = run_autograder(root, (course.notebook_name(A1), samples.build(A1)))
+    assert broken["score"] == 0 and broken["max_score"] == sum(course.points(A1).values())
+    assert "not your fault" in broken["output"] and "reference solution" in broken["output"]

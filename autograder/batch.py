@@ -114,9 +114,12 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
     summary = Summary(skipped=len(jobs) - len(todo))
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
-    if todo:
-        _run(todo, workers or os.cpu_count() or 1, limits, summary, log)
-    write_reports(course_dir, log)
+    try:
+        if todo:
+            _run(todo, workers or os.cpu_count() or 1, limits, summary, log)
+        write_reports(course_dir, log)
+    finally:
+        give_to_course_owner(course_dir)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -202,6 +205,26 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
         if log:
             log(f"recorded {len(results)} result(s) in {gradebook}")
     return results
+
+
+def give_to_course_owner(course_dir: Path) -> None:
+    """As root (the grading image), hand what the grader wrote (``graded/``, ``grades.csv``, ``grades.png``) to the
+    owner of the course folder, so that the TA who mounted it can edit and delete it."""
+    if os.geteuid() != 0:
+        return
+    owner = course_dir.stat()
+    if owner.st_uid == 0:
+        return
+    graded = course_dir / "graded"
+    paths = [course_dir / "grades.csv", course_dir / "grades.png"]
+    if graded.is_dir():
+        paths += [graded, *graded.rglob("*")]
+    for path in paths:
+        try:
+            if path.lstat().st_uid == 0:
+                os.lchown(path, owner.st_uid, owner.st_gid)
+        except OSError:  # gone meanwhile, or not ours to change
+            pass
 
 
 def summary_table(results: Sequence[SubmissionResult]) -> str:

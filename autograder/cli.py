@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import course
-from .batch import BatchError, grade_course, parse_shard, summary_table, write_reports
+from .batch import BatchError, give_to_course_owner, grade_course, parse_shard, summary_table, write_reports
 from .check import check_notebook, format_table
 from .notebook import NotebookError
 from .sandbox import SandboxError, protection_table
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("grade", "check", "merge", "gradescope"):
+        course.check_readable()
     if args.command == "grade":
         if not args.course_dir.is_dir():
             raise BatchError(f"{args.course_dir} is not a folder")
@@ -76,7 +78,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(format_table(args.notebook, results))
         return 0 if all(r.passed for r in results) else 1
     if args.command == "merge":
-        results = write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))
+        try:
+            results = write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))
+        finally:
+            give_to_course_owner(args.course_dir)
         print(summary_table(results))
         return 0
     if args.command == "demo":

@@ -35,6 +35,15 @@ def course_root() -> Path:
     return Path(os.environ.get("DLGRADE_HOME") or Path(__file__).resolve().parents[1])
 
 
+def check_readable() -> None:
+    """CourseError when this user cannot read the references or the checks (the grading image run as another uid)."""
+    for folder in (course_root(), Path(__file__).resolve().parent / "checks"):
+        if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):
+            raise CourseError(f"{folder} is not readable by uid {os.getuid()}, and the grader needs the references "
+                              "and checks in it. In the grading image, run as root (the default, which runs student "
+                              "code as unprivileged uids) or with --user 1000:1000.")
+
+
 def available() -> list[str]:
     """Assignments with checks in this installation, in course order."""
     return [a for a in ASSIGNMENTS if importlib.util.find_spec(f"autograder.checks.{a}") is not None]

@@ -129,7 +129,12 @@ def protection_table(rows: Sequence[Protection] | None = None) -> str:
     """The protections as an aligned text table."""
     rows = protections() if rows is None else rows
     width = max(len(p.name) for p in rows)
-    return "\n".join(f"  {'on ' if p.active else 'OFF'}  {p.name.ljust(width)}  ({p.how})" for p in rows)
+    table = "\n".join(f"  {'on ' if p.active else 'OFF'}  {p.name.ljust(width)}  ({p.how})" for p in rows)
+    active = {p.name: p.active for p in rows}
+    if not active.get("filesystem view without solutions/tests", True) and not active.get("unprivileged user", True):
+        table += ("\n  WARNING: student code runs as this user and can read the reference solutions: a submission "
+                  "could copy them. Grade where bubblewrap works, or as root (README, \"What the grader promises\").")
+    return table
 
 
 class Worker:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from autograder import course, samples
 from autograder.sandbox import Limits, Worker, protection_table, protections
@@ -36,6 +37,14 @@ def test_without_bubblewrap_grading_still_works_and_says_what_is_off(tmp_path) -
 def test_protection_table_marks_missing_protections() -> None:
     table = protection_table([p.__class__(p.name, False, "test") for p in protections()])
     assert table.count("OFF") == len(protections())
+
+
+@pytest.mark.parametrize("view, uid, warned", [(False, False, True), (True, False, False), (False, True, False)])
+def test_the_table_warns_when_student_code_could_read_the_references(view, uid, warned) -> None:
+    """Neither a filesystem view nor a separate uid: the one case where a submission can copy the reference."""
+    on = {"filesystem view without solutions/tests": view, "unprivileged user": uid}
+    table = protection_table([p.__class__(p.name, on.get(p.name, True), "test") for p in protections()])
+    assert ("WARNING: student code runs as this user and can read the reference solutions" in table) == warned
 
 
 def test_torch_in_cells_and_in_forked_calls_does_not_deadlock(worker) -> None:

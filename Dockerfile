@@ -2,9 +2,8 @@
 # Works with Docker and Podman.
 #
 #   docker build -t dlgrade .
-#   docker run --rm --network none --user "$(id -u):$(id -g)" -v "$PWD/course:/course" dlgrade
-#   docker run --rm --network none --user "$(id -u):$(id -g)" -v "$PWD/course:/course" dlgrade \
-#       grade /course --assignment a1_linear_regression --workers 2
+#   docker run --rm --network none -v "$PWD/course:/course" dlgrade
+#   docker run --rm --network none -v "$PWD/course:/course" dlgrade grade /course --assignment a1_linear_regression
 #
 # Offline build: put wheels of the dependencies in wheelhouse/ (pip download on a machine with the same Python;
 # container/build-offline.sh does this and builds with Podman from a debootstrap base); then nothing is fetched.
@@ -14,12 +13,13 @@
 # with the GPUs passed through (NVIDIA Container Toolkit; Podman: --device nvidia.com/gpu=all):
 #   docker build -t dlgrade-gpu --build-arg BASE_IMAGE=nvidia/cuda:12.6.3-base-ubuntu24.04 \
 #       --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 .
-#   docker run --rm --gpus all --network none --user "$(id -u):$(id -g)" -v "$PWD/course:/course" dlgrade-gpu
+#   docker run --rm --gpus all --network none -v "$PWD/course:/course" dlgrade-gpu
 #
-# Sandbox protections inside a container: `dlgrade grade` prints which are on. Student code gets bubblewrap's
-# namespaces (no network, no view of solutions/ or the course, private /tmp) only if the container may create
-# them: Podman `--security-opt systempaths=unconfined`; Docker additionally `--security-opt seccomp=unconfined`
-# (and `apparmor=unconfined` on Ubuntu hosts). `--network none` keeps the whole container offline either way.
+# Sandbox protections inside a container (`dlgrade grade` prints them): by default student code runs as its own
+# unprivileged uid, which cannot read /opt/dlgrade. `--cap-add SYS_ADMIN,NET_ADMIN` lets bubblewrap add its
+# namespaces too (no network, a filesystem view without the references, private /tmp); bubblewrap drops both
+# capabilities before student code runs. `--user 1000:1000 --security-opt systempaths=unconfined` runs nothing as
+# root and relies on bubblewrap's user namespaces instead. See the README, "Grading in a container".
 
 ARG BASE_IMAGE=python:3.11-slim
 
@@ -85,11 +85,16 @@ RUN set -eu; \
       useradd --uid 1000 --user-group --create-home grader 2>/dev/null \
       || { echo "grader:x:1000:1000::/home/grader:/bin/sh" >>/etc/passwd; echo "grader:x:1000:" >>/etc/group; }; \
     fi; \
-    mkdir -p /course && chmod 0777 /course; \
+    checks=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/autograder/checks; \
+    chown -R root:1000 /opt/dlgrade "$checks"; \
+    chmod -R o-rwx /opt/dlgrade "$checks"; \
+    mkdir -p /course; \
     dlgrade doctor
-# the grader's code and the references: readable, not writable, by the user that runs the image
+# Root starts the grader only so that it can run each student's code as its own unprivileged uid (61000 + worker),
+# which cannot read /opt/dlgrade (references, source notebooks with solutions and hidden tests) or the checks:
+# those belong to root and group 1000. What the grader writes in /course is handed to the folder's owner.
+# `--user 1000:1000` runs everything as the non-root user instead (then student code runs as that user too).
 ENV DLGRADE_HOME=/opt/dlgrade MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
-USER 1000:1000
 WORKDIR /course
 ENTRYPOINT ["dlgrade"]
 CMD ["grade", "/course"]

@@ -28,9 +28,29 @@ from autograder import course, demo, samples
 A1 = "a1_linear_regression"
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "localhost/dlgrade"
+BASE_IMAGE = "localhost/dlgrade-base"  # what container/build-offline.sh makes with debootstrap
 PODMAN = ["podman", "--runtime", "runc"]  # crun fails on this kernel's cgroup layout
 RUN = [*PODMAN, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-IMAGE_UID = 1000  # USER in the Dockerfile
+GRADER_UID = 1000  # the image's non-root user, for `--user 1000:1000`
+TA_UID = 4242  # owner of the mounted course folder: what the grader writes there must end up theirs
+# A submission that hunts for the reference solution on every path it can read and takes its functions: full marks
+# wherever it finds one. Student code must never read the references, in or out of a container.
+THIEF = (
+    "import os\n"
+    "found = None\n"
+    "for top in ('/opt', '/autograder', '/course', '/work', '/tmp', '/home', '/root', '/srv'):\n"
+    "    for folder, _, files in os.walk(top):\n"
+    f"        if os.path.basename(folder) == 'solutions' and '{A1}.py' in files:\n"
+    "            try:\n"
+    f"                exec(open(os.path.join(folder, '{A1}.py')).read(), globals())\n"
+    "                found = folder\n"
+    "                break\n"
+    "            except OSError:\n"
+    "                pass\n"
+    "    if found:\n"
+    "        break\n"
+    "print('reference found in', found)\n"
+)
 SCHEMA = json.loads((Path(course.__file__).parent / "gradescope_schema.json").read_text())
 
 
@@ -75,12 +95,14 @@ def image(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The demo submissions of a1 (full marks, mistakes, crashing, hostile, damaged) and their grades from
-    ``dlgrade grade`` run outside any container."""
+    """The demo submissions of a1 (full marks, mistakes, crashing, hostile, damaged) plus a thief of the reference,
+    and their grades from ``dlgrade grade`` run outside any container."""
     root = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(course, "available", lambda: [A1])
         demo.make_course(root / "course")
+    samples.write(samples.build(A1, solved=False, extra_cells=[THIEF]),
+                  root / "course" / "submitted" / "zed" / A1 / course.notebook_name(A1))
     outside = root / "outside"
     shutil.copytree(root / "course", outside)
     start = time.perf_counter()
@@ -93,13 +115,13 @@ def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: tuple[Path, dict], where: Path,
-                       *options: str) -> subprocess.CompletedProcess:
-    """Run the image on a fresh copy of the demo course, mounted at /course and writable by the image's user."""
+                       *options: str, owner: int = TA_UID) -> subprocess.CompletedProcess:
+    """Run the image on a fresh copy of the demo course owned by ``owner``, mounted at /course."""
     shutil.copytree(demo_course[0], where)
     if os.geteuid() == 0:
         for folder, _, files in os.walk(where):
             for name in [folder, *(os.path.join(folder, f) for f in files)]:
-                os.chown(name, IMAGE_UID, IMAGE_UID)
+                os.chown(name, owner, owner)
     start = time.perf_counter()
     done = subprocess.run([*RUN, "--network", "none", *options, "-v", f"{where}:/course:Z", image, "grade", "/course"],
                           capture_output=True, text=True, timeout=600)
@@ -111,36 +133,72 @@ def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: 
     return done
 
 
-@pytest.mark.container
-@pytest.mark.slow
-def test_image_grades_the_demo_course_like_a_plain_install(request, image, demo_course, tmp_path) -> None:
-    """With no network and the container's default confinement, the image grades every submission, says which
-    sandbox protections it lacks, and gives the same scores as ``dlgrade grade`` outside it."""
-    done = grade_in_container(request, image, demo_course, tmp_path / "course")
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Sandbox protections:" in done.stderr and "separate process, plain data only" in done.stderr
-    inside, outside = results(tmp_path / "course"), demo_course[1]
-    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in ("ada", "ben", "cy", "dee", "eve")]
+def protection_rows(stderr: str) -> dict[str, bool]:
+    """The protection table ``dlgrade grade`` printed: name -> on."""
+    rows = [line.split(None, 1) for line in stderr.splitlines() if line.startswith(("  on ", "  OFF"))]
+    return {rest.split("  (")[0].strip(): flag == "on" for flag, rest in rows}
+
+
+def assert_same_grades_as_outside(root: Path, outside: dict, owner: int) -> None:
+    """Every submission graded, with the scores of the run outside any container (the thief got nothing), and every
+    file the grader wrote belongs to the course folder's owner."""
+    inside = results(root)
+    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in ("ada", "ben", "cy", "dee", "eve", "zed")]
     for key in outside:
         jsonschema.validate(inside[key], SCHEMA)
         assert scores(inside[key]) == scores(outside[key]), key
     assert inside[f"ada/{A1}"]["score"] == inside[f"ada/{A1}"]["max_score"] > 0
-    assert (tmp_path / "course" / "grades.csv").read_text().count("\n") == 6
+    assert inside[f"zed/{A1}"]["score"] == 0, "student code read the reference solution"
+    assert (root / "grades.csv").read_text().count("\n") == 7
+    written = [root / "grades.csv", root / "grades.png", *(root / "graded").rglob("*")]
+    assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(owner, owner)}
 
 
 @pytest.mark.container
 @pytest.mark.slow
-def test_image_turns_bubblewrap_on_where_the_container_allows_namespaces(request, image, demo_course,
-                                                                          tmp_path) -> None:
-    """With ``--security-opt systempaths=unconfined`` (the README's hardened run), bubblewrap works inside the
-    container: student code gets no network and a filesystem view without solutions/; the scores do not change."""
-    done = grade_in_container(request, image, demo_course, tmp_path / "course",
-                              "--security-opt", "systempaths=unconfined")
+def test_image_grades_the_demo_course_like_a_plain_install(request, image, demo_course, tmp_path) -> None:
+    """The plain run (no network, the container's default confinement): every submission gets the scores
+    ``dlgrade grade`` gives it outside; student code runs as an unprivileged uid that cannot read the references;
+    the table says which protections the confinement denies; the TA owns the results."""
+    done = grade_in_container(request, image, demo_course, tmp_path / "course")
     assert done.returncode == 0, done.stdout + done.stderr
-    for protection in ("no network", "filesystem view without solutions/tests", "private /tmp and PID namespace"):
-        assert any(line.startswith("  on ") and protection in line for line in done.stderr.splitlines()), done.stderr
-    inside, outside = results(tmp_path / "course"), demo_course[1]
-    assert {k: scores(v) for k, v in inside.items()} == {k: scores(v) for k, v in outside.items()}
+    rows = protection_rows(done.stderr)
+    assert rows["unprivileged user"] and rows["separate process, plain data only"] and not rows["no network"]
+    assert_same_grades_as_outside(tmp_path / "course", demo_course[1], TA_UID)
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_turns_every_protection_on_with_two_capabilities(request, image, demo_course, tmp_path) -> None:
+    """With ``--cap-add SYS_ADMIN,NET_ADMIN`` (the README's hardened run) bubblewrap works inside the container as
+    well: no network, a filesystem view without solutions/ and a private /tmp for student code, on top of the
+    unprivileged uid. Only the cgroup stays off. Same scores."""
+    done = grade_in_container(request, image, demo_course, tmp_path / "course", "--cap-add", "SYS_ADMIN,NET_ADMIN")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert protection_rows(done.stderr) == {
+        "separate process, plain data only": True, "no network": True,
+        "filesystem view without solutions/tests": True, "private /tmp and PID namespace": True,
+        "unprivileged user": True, "limits: time, CPU, memory, files, processes": True,
+        "memory and PID cgroup": False}
+    assert_same_grades_as_outside(tmp_path / "course", demo_course[1], TA_UID)
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_as_its_non_root_user_uses_namespaces_instead(request, image, demo_course, tmp_path) -> None:
+    """``--user 1000:1000 --security-opt systempaths=unconfined``: nothing runs as root; bubblewrap's user namespaces
+    keep student code away from the references and the network. Same scores. Any other uid cannot read the
+    references, and is told how to run the image."""
+    done = grade_in_container(request, image, demo_course, tmp_path / "course", "--user", f"{GRADER_UID}:{GRADER_UID}",
+                              "--security-opt", "systempaths=unconfined", owner=GRADER_UID)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = protection_rows(done.stderr)
+    assert rows["no network"] and rows["filesystem view without solutions/tests"] and not rows["unprivileged user"]
+    assert_same_grades_as_outside(tmp_path / "course", demo_course[1], GRADER_UID)
+    stranger = subprocess.run([*RUN, "--network", "none", "--user", "1234:1234", image, "grade", "/course"],
+                              capture_output=True, text=True, timeout=120)
+    assert stranger.returncode == 2, stranger.stdout + stranger.stderr
+    assert "not readable by uid 1234" in stranger.stderr and "--user 1000:1000" in stranger.stderr, stranger.stderr
 
 
 @pytest.mark.container
@@ -273,3 +331,44 @@ def test_gradescope_run_autograder_always_leaves_a_results_json(bundle: Path, tm
     broken = run_autograder(root, (course.notebook_name(A1), samples.build(A1)))
     assert broken["score"] == 0 and broken["max_score"] == sum(course.points(A1).values())
     assert "not your fault" in broken["output"] and "reference solution" in broken["output"]
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_gradescope_bundle_sets_up_and_grades_in_a_bare_container(request, image, bundle, demo_course,
+                                                                   tmp_path) -> None:
+    """Gradescope's life cycle, offline: in a bare Debian container (the image's base) with no network, setup.sh runs
+    as root with the host's wheelhouse standing in for PyPI, then run_autograder grades each demo upload as root,
+    the way Gradescope runs it. Every upload gets the scores ``dlgrade grade`` gives it outside any container."""
+    root = unpack(bundle, tmp_path / "autograder")
+    uploads = root / "uploads"
+    for notebook in sorted(demo_course[0].glob(f"submitted/*/{A1}/*.ipynb")):
+        student = notebook.parent.parent.name
+        (uploads / student).mkdir(parents=True)
+        shutil.copy2(notebook, uploads / student / notebook.name)
+    (root / "out").mkdir()
+    script = ("set -eu\n"
+              "bash /autograder/source/setup.sh >/autograder/out/setup.log 2>&1\n"
+              "for upload in /autograder/uploads/*; do\n"
+              "  rm -rf /autograder/submission/* /autograder/results\n"
+              "  cp \"$upload\"/* /autograder/submission/\n"
+              "  /autograder/run_autograder >\"/autograder/out/$(basename \"$upload\").log\" 2>&1\n"
+              "  cp /autograder/results/results.json \"/autograder/out/$(basename \"$upload\").json\"\n"
+              "done\n")
+    start = time.perf_counter()
+    done = subprocess.run([*RUN, "--network", "none", "-v", f"{root}:/autograder:Z",
+                           "-v", f"{REPO / 'wheelhouse'}:/wheelhouse:ro,Z", "-e", "PIP_NO_INDEX=1",
+                           "-e", "PIP_FIND_LINKS=/wheelhouse", BASE_IMAGE, "bash", "-c", script],
+                          capture_output=True, text=True, timeout=900)
+    log = (root / "out" / "setup.log").read_text() if (root / "out" / "setup.log").exists() else ""
+    assert done.returncode == 0, done.stdout + done.stderr + log
+    say(request, f"Gradescope bundle in a bare container: setup.sh + {len(list(uploads.iterdir()))} uploads in "
+                 f"{time.perf_counter() - start:.0f} s")
+    assert "Sandbox protections on this machine:" in log  # setup.sh ends with `dlgrade doctor`
+    outside = demo_course[1]
+    for student in sorted(p.name for p in uploads.iterdir()):
+        document = json.loads((root / "out" / f"{student}.json").read_text())
+        jsonschema.validate(document, SCHEMA)
+        assert scores(document) == scores(outside[f"{student}/{A1}"]), student
+    assert json.loads((root / "out" / "ada.json").read_text())["score"] == sum(course.points(A1).values())
+    assert json.loads((root / "out" / "zed.json").read_text())["score"] == 0, "student code read the reference"

@@ -132,8 +132,9 @@ def protection_table(rows: Sequence[Protection] | None = None) -> str:
     table = "\n".join(f"  {'on ' if p.active else 'OFF'}  {p.name.ljust(width)}  ({p.how})" for p in rows)
     active = {p.name: p.active for p in rows}
     if not active.get("filesystem view without solutions/tests", True) and not active.get("unprivileged user", True):
-        table += ("\n  WARNING: student code runs as this user and can read the reference solutions: a submission "
-                  "could copy them. Grade where bubblewrap works, or as root (README, \"What the grader promises\").")
+        table += ("\n  WARNING: student code runs as this user: a submission could copy the reference solutions "
+                  "and change other students' results. Grade where bubblewrap works, or as root (README, \"What the "
+                  "grader promises\").")
     return table
 
 

@@ -13,10 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import failing_functions, outputs
+from conftest import TEST_LIMITS, failing_functions, outputs
 
-from autograder import course, samples
-from autograder.sandbox import protections
+from autograder import course, samples, sandbox
+from autograder.grading import Grader
+from autograder.sandbox import Worker, protections
 
 A1 = "a1_linear_regression"
 SANDBOXED = all(p.active for p in protections())
@@ -207,6 +208,40 @@ def test_host_tmp_is_neither_readable_nor_writable(grade) -> None:
     finally:
         secret.unlink()
         sentinel.unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a uid of its own per worker needs root")
+@pytest.mark.parametrize("bubblewrap", [True, False], ids=["bubblewrap", "no-namespaces"])
+def test_nothing_a_submission_leaves_in_temporary_folders_reaches_the_next_one(bubblewrap, monkeypatch,
+                                                                                tmp_path) -> None:
+    """Two students graded one after the other by the same worker, with bubblewrap or without namespaces (a
+    container's plain run, Gradescope): what the first leaves in /tmp, /var/tmp or /dev/shm (its answers for a
+    friend, say) is gone before the second runs."""
+    if bubblewrap and not SANDBOXED:
+        pytest.skip("needs bubblewrap, root and cgroups (see dlgrade doctor)")
+    if not bubblewrap:
+        monkeypatch.setattr(sandbox, "_bwrap_works", lambda: None)
+    names = [f"dlgrade-drop-{uuid.uuid4().hex}", f"dlgrade-dropdir-{uuid.uuid4().hex}"]
+    drop = ("import os\n"
+            "for d in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+            "    try:\n"
+            f"        open(os.path.join(d, {names[0]!r}), 'w').write('answers')\n"
+            f"        os.makedirs(os.path.join(d, {names[1]!r}, 'inside'))\n"
+            "    except OSError:\n"
+            "        pass\n")
+    look = ("def mse_loss(beta, X, y):\n    import os\n"
+            f"    found = [os.path.join(d, n) for d in ('/tmp', '/var/tmp', '/dev/shm') for n in {names!r}]\n"
+            "    raise RuntimeError(f'left behind: {[p for p in found if os.path.exists(p)]}')\n")
+    grader = Grader(A1)
+    with Worker(1, TEST_LIMITS, hide=course.secret_paths()) as worker:
+        for student, nb in (("first", samples.build(A1, extra_cells=[drop])),
+                            ("second", samples.build(A1, {"mse_loss": look}))):
+            folder = tmp_path / "submitted" / student / A1
+            samples.write(nb, folder / course.notebook_name(A1))
+            result = grader.grade(folder, worker, student)
+    assert failing_functions(result) == {"mse_loss"}
+    assert "left behind: []" in outputs(result, "mse_loss")
+    assert not [p for d in ("/tmp", "/var/tmp", "/dev/shm") for n in names if os.path.exists(p := os.path.join(d, n))]
 
 
 # -- broken files become results with a reason -------------------------------------------------------

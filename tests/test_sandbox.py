@@ -44,7 +44,8 @@ def test_the_table_warns_when_student_code_could_read_the_references(view, uid, 
     """Neither a filesystem view nor a separate uid: the one case where a submission can copy the reference."""
     on = {"filesystem view without solutions/tests": view, "unprivileged user": uid}
     table = protection_table([p.__class__(p.name, on.get(p.name, True), "test") for p in protections()])
-    assert ("WARNING: student code runs as this user and can read the reference solutions" in table) == warned
+    assert ("WARNING: student code runs as this user: a submission could copy the reference solutions" in table) \
+        == warned
 
 
 def test_torch_in_cells_and_in_forked_calls_does_not_deadlock(worker) -> None:

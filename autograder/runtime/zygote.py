@@ -261,6 +261,10 @@ class Zygote:
             _reap(0.002)
         _reap(0)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        uid = self.cfg.get("uid")
+        if os.geteuid() == 0 and uid is not None:  # what the student's uid left in shared temporary folders
+            for top in ("/tmp", "/var/tmp", "/dev/shm"):
+                _remove_owned_by(top, uid)
         if self.cfg.get("private_tmp") and os.path.isdir("/dev/shm"):
             for entry in os.listdir("/dev/shm"):
                 path = os.path.join("/dev/shm", entry)
@@ -268,6 +272,24 @@ class Zygote:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     os.unlink(path)
+
+
+def _remove_owned_by(folder: str, uid: int) -> None:
+    """Delete the entries of ``folder`` that belong to ``uid`` (nothing a student leaves reaches the next one)."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != uid:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass
 
 
 def _warm_torch() -> None:

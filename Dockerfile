@@ -88,11 +88,13 @@ RUN set -eu; \
     checks=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/autograder/checks; \
     chown -R root:1000 /opt/dlgrade "$checks"; \
     chmod -R o-rwx /opt/dlgrade "$checks"; \
-    mkdir -p /course; \
+    mkdir -m 0750 /srv/dlgrade && chgrp 1000 /srv/dlgrade && mkdir /srv/dlgrade/course; \
+    ln -s /srv/dlgrade/course /course; \
     dlgrade doctor
 # Root starts the grader only so that it can run each student's code as its own unprivileged uid (61000 + worker),
 # which cannot read /opt/dlgrade (references, source notebooks with solutions and hidden tests) or the checks:
-# those belong to root and group 1000. What the grader writes in /course is handed to the folder's owner.
+# those belong to root and group 1000. /course is a link into /srv/dlgrade, so a course mounted there is out of
+# those uids' reach too (no copying a classmate's notebook). What the grader writes there goes to the folder's owner.
 # `--user 1000:1000` runs everything as the non-root user instead (then student code runs as that user too).
 ENV DLGRADE_HOME=/opt/dlgrade MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
 WORKDIR /course

@@ -51,6 +51,26 @@ THIEF = (
     "        break\n"
     "print('reference found in', found)\n"
 )
+# A submission that looks for a classmate's notebook (ada's, known to be right) and runs its code as its own.
+COPYCAT = (
+    "import os, json\n"
+    "copied = None\n"
+    "for top in ('/course', '/srv', '/autograder', '/tmp', '/work', '/home', '/root'):\n"
+    "    for folder, _, files in os.walk(top):\n"
+    f"        if folder.endswith('/submitted/ada/{A1}'):\n"
+    "            for name in [f for f in files if f.endswith('.ipynb')]:\n"
+    "                try:\n"
+    "                    cells = json.load(open(os.path.join(folder, name)))['cells']\n"
+    "                except OSError:\n"
+    "                    continue\n"
+    "                for cell in cells:\n"
+    "                    try:\n"
+    "                        exec(''.join(cell['source']), globals())\n"
+    "                    except Exception:\n"
+    "                        pass\n"
+    "                copied = folder\n"
+    "print('copied', copied)\n"
+)
 SCHEMA = json.loads((Path(course.__file__).parent / "gradescope_schema.json").read_text())
 
 
@@ -101,8 +121,9 @@ def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(course, "available", lambda: [A1])
         demo.make_course(root / "course")
-    samples.write(samples.build(A1, solved=False, extra_cells=[THIEF]),
-                  root / "course" / "submitted" / "zed" / A1 / course.notebook_name(A1))
+    for student, cell in (("zed", THIEF), ("kit", COPYCAT)):
+        samples.write(samples.build(A1, solved=False, extra_cells=[cell]),
+                      root / "course" / "submitted" / student / A1 / course.notebook_name(A1))
     outside = root / "outside"
     shutil.copytree(root / "course", outside)
     start = time.perf_counter()
@@ -116,11 +137,13 @@ def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: tuple[Path, dict], where: Path,
                        *options: str, owner: int = TA_UID) -> subprocess.CompletedProcess:
-    """Run the image on a fresh copy of the demo course owned by ``owner``, mounted at /course."""
+    """Run the image on a fresh copy of the demo course, owned by ``owner`` and readable by all as a TA's folder
+    usually is, mounted at /course."""
     shutil.copytree(demo_course[0], where)
-    if os.geteuid() == 0:
-        for folder, _, files in os.walk(where):
-            for name in [folder, *(os.path.join(folder, f) for f in files)]:
+    for folder, _, files in os.walk(where):
+        for name in [folder, *(os.path.join(folder, f) for f in files)]:
+            os.chmod(name, 0o755 if name == folder else 0o644)
+            if os.geteuid() == 0:
                 os.chown(name, owner, owner)
     start = time.perf_counter()
     done = subprocess.run([*RUN, "--network", "none", *options, "-v", f"{where}:/course:Z", image, "grade", "/course"],
@@ -140,16 +163,18 @@ def protection_rows(stderr: str) -> dict[str, bool]:
 
 
 def assert_same_grades_as_outside(root: Path, outside: dict, owner: int) -> None:
-    """Every submission graded, with the scores of the run outside any container (the thief got nothing), and every
-    file the grader wrote belongs to the course folder's owner."""
+    """Every submission graded, with the scores of the run outside any container (the thief and the copycat got
+    nothing), and every file the grader wrote belongs to the course folder's owner."""
     inside = results(root)
-    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in ("ada", "ben", "cy", "dee", "eve", "zed")]
+    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in ("ada", "ben", "cy", "dee", "eve", "kit",
+                                                                       "zed")]
     for key in outside:
         jsonschema.validate(inside[key], SCHEMA)
         assert scores(inside[key]) == scores(outside[key]), key
     assert inside[f"ada/{A1}"]["score"] == inside[f"ada/{A1}"]["max_score"] > 0
     assert inside[f"zed/{A1}"]["score"] == 0, "student code read the reference solution"
-    assert (root / "grades.csv").read_text().count("\n") == 7
+    assert inside[f"kit/{A1}"]["score"] == 0, "student code ran a classmate's notebook"
+    assert (root / "grades.csv").read_text().count("\n") == 8
     written = [root / "grades.csv", root / "grades.png", *(root / "graded").rglob("*")]
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(owner, owner)}
 

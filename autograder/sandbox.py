@@ -192,6 +192,10 @@ class Worker:
         except (TimeoutError, EOFError) as err:
             self.close()
             raise SandboxError("the sandboxed worker did not start (run `dlgrade doctor`)") from err
+        if hello.get("broken"):
+            self.close()
+            raise SandboxError(f"student code cannot run on this machine: {hello['broken']}. Nothing was graded; "
+                               "fix the environment (in a container: is its / readable by all?) and run again.")
         self.preloaded = hello.get("preloaded", [])
 
     def close(self) -> None:

@@ -87,3 +87,19 @@ def _uid(proc: Path) -> int | None:
     except OSError:
         return None
     return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs student code as another uid, which needs root")
+def test_a_machine_where_student_code_cannot_work_stops_the_grader_instead_of_giving_zeros(tmp_path) -> None:
+    """The student's uid cannot enter its working folder (here: temporary files under a folder only root may
+    enter; in the wild: a container whose / is mode 0700). Grading stops with the cause; no one gets a zero."""
+    root = tmp_path / "course"
+    samples.write(samples.build(A1), root / "submitted" / "ada" / A1 / course.notebook_name(A1))
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o700)
+    env = {**os.environ, "DLGRADE_NO_BWRAP": "1", "DLGRADE_NO_CGROUP": "1", "TMPDIR": str(locked)}
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 2, done.stderr
+    assert "student code cannot run on this machine" in done.stderr and "Permission denied" in done.stderr
+    assert not list(root.glob("graded/*/*/results.json"))

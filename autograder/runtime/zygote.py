@@ -63,7 +63,11 @@ class Zygote:
     # -- lifecycle ----------------------------------------------------------------------------------
     def serve(self) -> None:
         preloaded = self._preload()
-        write_fd(self.out, {"op": "ready", "preloaded": preloaded, "pid": os.getpid(), "euid": os.geteuid()})
+        broken = self._self_check()
+        write_fd(self.out, {"op": "ready", "preloaded": preloaded, "pid": os.getpid(), "euid": os.geteuid(),
+                            "broken": broken})
+        if broken:
+            return
         while True:
             try:
                 header, body = self.inbox.recv(None)
@@ -129,10 +133,7 @@ class Zygote:
     def _run_cells(self, cells: list[dict], limits: dict, deadline: float) -> tuple[list[dict], int | None, dict]:
         """Start the student process on ``cells``; (reports, index of a fatal cell or None, its error)."""
         self._sweep()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-        os.makedirs(self.workdir, mode=0o700)
-        if os.geteuid() == 0 and self.cfg.get("uid") is not None:
-            os.chown(self.workdir, self.cfg["uid"], self.cfg["gid"])
+        self._fresh_workdir()
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         pid = os.fork()
@@ -175,6 +176,52 @@ class Zygote:
             elif op == "cells_done":
                 return reports, None, {}
 
+    def _fresh_workdir(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        os.makedirs(self.workdir, mode=0o700)
+        if os.geteuid() == 0 and self.cfg.get("uid") is not None:
+            os.chown(self.workdir, self.cfg["uid"], self.cfg["gid"])
+
+    def _drop_privileges(self) -> bool:
+        """Become the student's uid (when the zygote may; returns whether it did) and enter the working folder."""
+        uid = self.cfg.get("uid")
+        dropped = os.geteuid() == 0 and uid is not None
+        if dropped:
+            os.setgroups([])
+            os.setgid(self.cfg["gid"])
+            os.setuid(uid)
+        os.chdir(self.workdir)
+        return dropped
+
+    def _self_check(self) -> str | None:
+        """What stops a student process from working here, or None. A machine where the student's uid cannot enter
+        and write its working folder must stop the grader, not cost every student their points. (Libraries are
+        imported before the fork, so the student's uid need not read them.)"""
+        try:
+            self._fresh_workdir()
+        except OSError as err:
+            return f"cannot make the working folder {self.workdir}: {err}"
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            problem = ""
+            try:
+                os.close(read_end)
+                self._drop_privileges()  # enters the working folder
+                with open("check", "w") as f:
+                    f.write("ok")
+            except Exception as err:  # noqa: BLE001 - reported to the grader
+                problem = f"{type(err).__name__}: {err}"
+            finally:
+                os.write(write_end, problem.encode()[:2000])
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as reader:  # the SIGCHLD handler reaps the child
+            problem = reader.read().decode(errors="replace")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        return f"a student process (uid {os.getuid() if os.geteuid() else self.cfg.get('uid')}) failed: {problem}" \
+            if problem else None
+
     def _become_student(self, cells: list[dict], limits: dict, from_zygote: int, to_zygote: int) -> None:
         os.setsid()
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -184,11 +231,7 @@ class Zygote:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        uid = self.cfg.get("uid")
-        if os.geteuid() == 0 and uid is not None:
-            os.setgroups([])
-            os.setgid(self.cfg["gid"])
-            os.setuid(uid)
+        if self._drop_privileges():
             resource.setrlimit(resource.RLIMIT_NPROC, (limits["processes"], limits["processes"]))
         # CUDA reserves far more virtual address space than it uses: on a GPU machine memory is bounded by the
         # worker's cgroup (where one can be made), not by RLIMIT_AS
@@ -201,7 +244,6 @@ class Zygote:
             (resource.RLIMIT_CPU, int(limits["notebook_seconds"]) + 1),
         ):
             resource.setrlimit(res, (value, value))
-        os.chdir(self.workdir)
         os.environ.clear()
         os.environ.update(
             HOME=self.workdir, TMPDIR=self.workdir, USER="student", LOGNAME="student",  # no passwd entry for our uid

@@ -26,6 +26,7 @@ CACHE=${DLGRADE_CONTAINER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dlgrade-contain
 read -r -a PODMAN <<<"${PODMAN:-podman --runtime runc}"
 ULIMITS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
 BASE_PACKAGES=python3,python3-venv,python3-pip,bubblewrap
+BASE_VERSION=2  # bump when the base changes: 2 = root folder mode 0755 (1 had mktemp's 0700, see below)
 
 step() { printf '\n== %s\n' "$*" >&2; }
 took() { printf '   done in %ss\n' "$(( $(date +%s) - $1 ))" >&2; }
@@ -34,14 +35,18 @@ start_all=$(date +%s)
 # -- 1. base image: Debian bookworm (python3 is 3.11) from debootstrap ------------------------------------------
 step "base image $BASE_IMAGE (debootstrap $SUITE)"
 t=$(date +%s)
-if "${PODMAN[@]}" image exists "$BASE_IMAGE"; then
+if [ "$("${PODMAN[@]}" image inspect --format '{{ index .Labels "dlgrade.base" }}' "$BASE_IMAGE" 2>/dev/null)" \
+     = "$BASE_VERSION" ]; then
   echo "   already in podman's store" >&2
 else
   mkdir -p "$CACHE"
-  tarball="$CACHE/rootfs-$SUITE.tar"
+  tarball="$CACHE/rootfs-$SUITE-v$BASE_VERSION.tar"
   if [ ! -s "$tarball" ]; then
     [ "$(id -u)" = 0 ] || { echo "error: debootstrap needs root" >&2; exit 2; }
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    # the tarball's ./ entry is the image's /: mktemp's 0700 would keep every non-root uid out of the whole image
+    # under some storage drivers (rootless Podman's vfs), student code included
+    chmod 0755 "$rootfs"
     trap 'rm -rf "$rootfs"' EXIT
     debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$rootfs" "$DEBIAN_MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
       || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
@@ -53,7 +58,7 @@ else
   fi
   "${PODMAN[@]}" import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' \
+    --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' --change "LABEL dlgrade.base=$BASE_VERSION" \
     "$tarball" "$BASE_IMAGE" >/dev/null
 fi
 took "$t"

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: finished submissions are saved; run the same command again to resume",
               file=sys.stderr)
         return 130
+    finally:
+        if args.command in ("grade", "merge"):
+            give_to_course_owner(args.course_dir)  # what we wrote, even if interrupted
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -78,10 +81,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(format_table(args.notebook, results))
         return 0 if all(r.passed for r in results) else 1
     if args.command == "merge":
-        try:
-            results = write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))
-        finally:
-            give_to_course_owner(args.course_dir)
+        results = write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))
         print(summary_table(results))
         return 0
     if args.command == "demo":

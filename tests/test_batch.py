@@ -159,12 +159,12 @@ def test_cli_grade_prints_a_summary_and_exits_zero_when_every_submission_has_a_r
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root writes files another user owns")
 def test_as_root_what_the_grader_writes_belongs_to_the_course_owner(tmp_path) -> None:
-    """The grading image runs as root on a TA's mounted folder: results, CSV and plot end up the TA's, not root's."""
+    """`dlgrade grade` as root (the grading image) on a TA's folder: results, CSV and plot end up the TA's."""
     root = make_course(tmp_path / "course", 1)
     ta = 4242
     for path in [root, *root.rglob("*")]:
         os.lchown(path, ta, ta)
-    grade_course(root, workers=1, limits=TEST_LIMITS)
+    assert run_cli("grade", str(root), "--workers", "1").returncode == 0
     written = [root / "grades.csv", root / "grades.png", *(root / "graded").rglob("*")]
     assert len(written) >= 6 and all(p.exists() for p in written)
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(ta, ta)}

@@ -71,6 +71,18 @@ COPYCAT = (
     "                copied = folder\n"
     "print('copied', copied)\n"
 )
+# Two friends graded one after the other by the same worker: amy leaves a note in the temporary folders, and amz's
+# mse_loss breaks if it finds one. Nothing may pass between submissions, so amz keeps full marks.
+NOTE_LEFT = ("import os\n"
+             "for d in ('/tmp', '/var/tmp', '/dev/shm'):\n"
+             "    try:\n"
+             "        open(os.path.join(d, 'dlgrade-note'), 'w').write('answers')\n"
+             "    except OSError:\n"
+             "        pass\n")
+NOTE_FOUND = ("import os\n"
+              "if any(os.path.exists(d + '/dlgrade-note') for d in ('/tmp', '/var/tmp', '/dev/shm')):\n"
+              "    def mse_loss(*args, **kwargs):\n"
+              "        raise RuntimeError('found a note from another student')\n")
 SCHEMA = json.loads((Path(course.__file__).parent / "gradescope_schema.json").read_text())
 
 
@@ -116,14 +128,16 @@ def image(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The demo submissions of a1 (full marks, mistakes, crashing, hostile, damaged) plus a thief of the reference,
-    and their grades from ``dlgrade grade`` run outside any container."""
+    a copycat and two friends passing notes, and their grades from ``dlgrade grade`` run outside any container."""
     root = tmp_path_factory.mktemp("demo")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(course, "available", lambda: [A1])
         demo.make_course(root / "course")
-    for student, cell in (("zed", THIEF), ("kit", COPYCAT)):
-        samples.write(samples.build(A1, solved=False, extra_cells=[cell]),
-                      root / "course" / "submitted" / student / A1 / course.notebook_name(A1))
+    for student, nb in (("zed", samples.build(A1, solved=False, extra_cells=[THIEF])),
+                        ("kit", samples.build(A1, solved=False, extra_cells=[COPYCAT])),
+                        ("amy", samples.build(A1, extra_cells=[NOTE_LEFT])),
+                        ("amz", samples.build(A1, extra_cells=[NOTE_FOUND]))):
+        samples.write(nb, root / "course" / "submitted" / student / A1 / course.notebook_name(A1))
     outside = root / "outside"
     shutil.copytree(root / "course", outside)
     start = time.perf_counter()
@@ -146,8 +160,9 @@ def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: 
             if os.geteuid() == 0:
                 os.chown(name, owner, owner)
     start = time.perf_counter()
-    done = subprocess.run([*RUN, "--network", "none", *options, "-v", f"{where}:/course:Z", image, "grade", "/course"],
-                          capture_output=True, text=True, timeout=600)
+    # one worker: amy and amz are graded one after the other by the same sandbox
+    done = subprocess.run([*RUN, "--network", "none", *options, "-v", f"{where}:/course:Z", image, "grade", "/course",
+                           "--workers", "1"], capture_output=True, text=True, timeout=600)
     say(request, f"in the container ({' '.join(options) or 'default confinement'}): exit {done.returncode} in "
                  f"{time.perf_counter() - start:.0f} s")
     for line in done.stderr.splitlines():
@@ -164,17 +179,18 @@ def protection_rows(stderr: str) -> dict[str, bool]:
 
 def assert_same_grades_as_outside(root: Path, outside: dict, owner: int) -> None:
     """Every submission graded, with the scores of the run outside any container (the thief and the copycat got
-    nothing), and every file the grader wrote belongs to the course folder's owner."""
+    nothing, amz found no note), and every file the grader wrote belongs to the course folder's owner."""
     inside = results(root)
-    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in ("ada", "ben", "cy", "dee", "eve", "kit",
-                                                                       "zed")]
+    students = ("ada", "amy", "amz", "ben", "cy", "dee", "eve", "kit", "zed")
+    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in students]
     for key in outside:
         jsonschema.validate(inside[key], SCHEMA)
         assert scores(inside[key]) == scores(outside[key]), key
     assert inside[f"ada/{A1}"]["score"] == inside[f"ada/{A1}"]["max_score"] > 0
     assert inside[f"zed/{A1}"]["score"] == 0, "student code read the reference solution"
     assert inside[f"kit/{A1}"]["score"] == 0, "student code ran a classmate's notebook"
-    assert (root / "grades.csv").read_text().count("\n") == 8
+    assert inside[f"amz/{A1}"]["score"] == inside[f"amz/{A1}"]["max_score"], "a note passed between students"
+    assert (root / "grades.csv").read_text().count("\n") == len(students) + 1
     written = [root / "grades.csv", root / "grades.png", *(root / "graded").rglob("*")]
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(owner, owner)}
 

@@ -46,6 +46,7 @@ class Zygote:
             os.dup2(devnull, fd)
         self.student: tuple[int, int, FdReader] | None = None  # pid, fd to it, reader from it
         self.exits: dict[int, int] = {}  # wait statuses of children reaped by the SIGCHLD handler
+        self.tmp_at_start: frozenset[str] = frozenset()  # entries of a private /tmp before any student ran
         signal.signal(signal.SIGCHLD, self._on_child)
 
     def _on_child(self, signum: int, frame: object) -> None:
@@ -68,6 +69,8 @@ class Zygote:
                             "broken": broken})
         if broken:
             return
+        if self.cfg.get("private_tmp"):
+            self.tmp_at_start = frozenset(os.listdir("/tmp"))
         while True:
             try:
                 header, body = self.inbox.recv(None)
@@ -211,7 +214,7 @@ class Zygote:
                 with open("check", "w") as f:
                     f.write("ok")
             except Exception as err:  # noqa: BLE001 - reported to the grader
-                problem = f"{type(err).__name__}: {err}"
+                problem = f"a student process (uid {os.getuid()}) failed: {type(err).__name__}: {err}"
             finally:
                 os.write(write_end, problem.encode()[:2000])
                 os._exit(0)
@@ -219,8 +222,7 @@ class Zygote:
         with os.fdopen(read_end, "rb") as reader:  # the SIGCHLD handler reaps the child
             problem = reader.read().decode(errors="replace")
         shutil.rmtree(self.workdir, ignore_errors=True)
-        return f"a student process (uid {os.getuid() if os.geteuid() else self.cfg.get('uid')}) failed: {problem}" \
-            if problem else None
+        return problem or None
 
     def _become_student(self, cells: list[dict], limits: dict, from_zygote: int, to_zygote: int) -> None:
         os.setsid()
@@ -303,28 +305,25 @@ class Zygote:
             _reap(0.002)
         _reap(0)
         shutil.rmtree(self.workdir, ignore_errors=True)
-        uid = self.cfg.get("uid")
-        if os.geteuid() == 0 and uid is not None:  # what the student's uid left in shared temporary folders
+        # nothing a student leaves reaches the next one: under bubblewrap /tmp and /dev/shm are this worker's own and
+        # go back to how they were at start; otherwise they are shared, and what the student's uid made goes
+        if self.cfg.get("private_tmp"):
+            _clear("/dev/shm")
+            _clear("/tmp", keep=self.tmp_at_start)
+        elif os.geteuid() == 0 and self.cfg.get("uid") is not None:
             for top in ("/tmp", "/var/tmp", "/dev/shm"):
-                _remove_owned_by(top, uid)
-        if self.cfg.get("private_tmp") and os.path.isdir("/dev/shm"):
-            for entry in os.listdir("/dev/shm"):
-                path = os.path.join("/dev/shm", entry)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    shutil.rmtree(path, ignore_errors=True)
-                else:
-                    os.unlink(path)
+                _clear(top, owner=self.cfg["uid"])
 
 
-def _remove_owned_by(folder: str, uid: int) -> None:
-    """Delete the entries of ``folder`` that belong to ``uid`` (nothing a student leaves reaches the next one)."""
+def _clear(folder: str, owner: int | None = None, keep: frozenset[str] = frozenset()) -> None:
+    """Delete the entries of ``folder`` not named in ``keep``: all of them, or those that belong to uid ``owner``."""
     try:
-        entries = list(os.scandir(folder))
+        entries = [e for e in os.scandir(folder) if e.name not in keep]
     except OSError:
         return
     for entry in entries:
         try:
-            if entry.stat(follow_symlinks=False).st_uid != uid:
+            if owner is not None and entry.stat(follow_symlinks=False).st_uid != owner:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import course
-from .grading import Grader, fingerprint
-from .notebook import find_notebook
+from .grading import Grader, submission_fingerprint
 from .progress import Progress
 from .results import SubmissionResult, read_result, write_atomic, write_result
 from .sandbox import Limits, Worker
+from .untrusted import for_csv, for_terminal
 
 
 class BatchError(RuntimeError):
@@ -33,12 +33,13 @@ class BatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Job:
-    """One submission to grade."""
+    """One submission to grade (``refused``: why it is not graded, e.g. its folder is a link)."""
 
     student: str
     assignment: str
     folder: Path
     out: Path
+    refused: str = ""
 
 
 @dataclass
@@ -47,7 +48,8 @@ class Summary:
 
     graded: list[SubmissionResult] = field(default_factory=list)
     skipped: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # submissions left without a result
+    failures: list[str] = field(default_factory=list)  # the grader failed, the submission still got a result
     seconds: float = 0.0
 
 
@@ -74,7 +76,10 @@ def in_shard(job: Job, shard: tuple[int, int] | None) -> bool:
 
 def discover(course_dir: Path, assignments: Sequence[str] | None = None,
              students: Sequence[str] | None = None) -> list[Job]:
-    """Every submission folder under ``course_dir/submitted``, sorted by assignment then student."""
+    """Every submission folder under ``course_dir/submitted``, sorted by assignment then student.
+
+    Nothing is followed: a student or assignment folder that is a symbolic link becomes a refused job (graded 0
+    with the reason), since a link can point at the instructor's source or a classmate's work."""
     submitted = course_dir / "submitted"
     if not submitted.is_dir():
         raise BatchError(f"{course_dir} has no submitted/ folder (expected submitted/<student>/<assignment>/)")
@@ -82,24 +87,40 @@ def discover(course_dir: Path, assignments: Sequence[str] | None = None,
     for a in assignments or []:
         if a not in known:
             raise BatchError(f"unknown assignment {a!r}; this installation grades: {', '.join(known)}")
+    wanted = list(assignments or known)
     jobs = []
-    for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir()):
+    for student_dir in _entries(submitted):
         if students and student_dir.name not in students:
             continue
-        for folder in sorted(p for p in student_dir.iterdir() if p.is_dir()):
-            if folder.name in known and (not assignments or folder.name in assignments):
-                jobs.append(Job(student_dir.name, folder.name, folder,
-                                course_dir / "graded" / student_dir.name / folder.name))
+        graded = course_dir / "graded" / student_dir.name
+        if student_dir.is_symlink():
+            jobs += [Job(student_dir.name, a, submitted / student_dir.name / a, graded / a,
+                         refused="the student's folder is a symbolic link, and links are not graded") for a in wanted]
+            continue
+        if not student_dir.is_dir(follow_symlinks=False):
+            continue
+        for folder in _entries(Path(student_dir.path)):
+            if folder.name not in wanted:
+                continue
+            refused = "" if not folder.is_symlink() else "the assignment folder is a symbolic link, which is not graded"
+            if refused or folder.is_dir(follow_symlinks=False):
+                jobs.append(Job(student_dir.name, folder.name, Path(folder.path), graded / folder.name, refused))
     return sorted(jobs, key=lambda j: (j.assignment, j.student))
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    try:
+        return sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
 
 
 def is_current(job: Job) -> bool:
     """Whether the stored result was made from the same notebook by this grader version."""
     stored = read_result(job.out)
-    if stored is None:
+    if stored is None or job.refused:
         return False
-    notebook, _ = find_notebook(job.folder, course.notebook_name(job.assignment))
-    return stored.extra.get("sha256") == fingerprint(notebook, job.assignment)
+    return stored.extra.get("sha256") == submission_fingerprint(job.folder, job.assignment)
 
 
 def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
@@ -123,16 +144,27 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
 
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
          log: Callable[[str], None]) -> None:
-    graders = {a: Grader(a) for a in sorted({j.assignment for j in todo})}
+    assignments = sorted({j.assignment for j in todo})
+    graders = {a: Grader(a) for a in assignments}
+    preload, warm_torch = course.sandbox_imports(assignments)
     pending: queue.Queue[Job] = queue.Queue()
     for job in todo:
         pending.put(job)
     progress = Progress(len(todo), "grading")
     lock = threading.Lock()
+    live: list[Worker] = []
+
+    def finish(job: Job, result: SubmissionResult) -> None:
+        write_result(job.out, result)
+        with lock:
+            summary.graded.append(result)
+        progress.advance(f"{for_terminal(job.student)} {job.assignment}: {result.score:g}/{result.max_score:g}")
 
     def work(index: int) -> None:
+        worker = Worker(index, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch)
+        with lock:
+            live.append(worker)
         try:
-            worker = Worker(index, limits, hide=course.secret_paths())
             worker.start()
         except Exception as err:  # noqa: BLE001 - reported, other workers go on
             with lock:
@@ -144,26 +176,36 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
                     job = pending.get_nowait()
                 except queue.Empty:
                     return
-                try:
-                    result = graders[job.assignment].grade(job.folder, worker, job.student)
-                    write_result(job.out, result)
-                except Exception as err:  # noqa: BLE001 - a grader bug must not stop the batch
-                    with lock:
-                        summary.errors.append(f"{job.student}/{job.assignment}: {type(err).__name__}: {err}")
-                    progress.advance(f"{job.student} {job.assignment}: ERROR {err}")
+                grader = graders[job.assignment]
+                if job.refused:
+                    finish(job, grader.refusal(job.student, job.refused))
                     continue
-                with lock:
-                    summary.graded.append(result)
-                progress.advance(f"{job.student} {job.assignment}: {result.score:g}/{result.max_score:g}")
+                try:
+                    result = grader.grade(job.folder, worker, job.student)
+                except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
+                    with lock:
+                        summary.failures.append(f"{for_terminal(job.student)}/{job.assignment}: "
+                                                f"{type(err).__name__}: {for_terminal(str(err))}")
+                    result = grader.failure(job.student, err)
+                try:
+                    finish(job, result)
+                except OSError as err:
+                    with lock:
+                        summary.errors.append(f"{for_terminal(job.student)}/{job.assignment}: results not written "
+                                              f"({err})")
         finally:
             worker.close()
 
     threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(min(n_workers, len(todo)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    progress.close()
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:  # also on Ctrl-C or SIGTERM: no sandbox, process or cgroup outlives the batch
+        for worker in list(live):
+            worker.close()
+        progress.close()
     if not pending.empty():
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
@@ -188,7 +230,7 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     writer.writerow(["student", "assignment", "score", "max_score", "failed_tests"])
     for r in results:
         failed = sum(t.score < t.max_score for t in r.tests)
-        writer.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}", failed])
+        writer.writerow([for_csv(r.student), for_csv(r.assignment), f"{r.score:g}", f"{r.max_score:g}", failed])
     write_atomic(course_dir / "grades.csv", buf.getvalue())
     if results:
         from .plots import score_histogram
@@ -232,7 +274,8 @@ def summary_table(results: Sequence[SubmissionResult]) -> str:
     if not results:
         return "no results"
     results = sorted(results, key=lambda r: (r.assignment, r.student))
-    width = max(len("student"), *(len(r.student) for r in results))
+    names = {id(r): for_terminal(r.student)[:40] for r in results}
+    width = max(len("student"), *(len(n) for n in names.values()))
     awidth = max(len(r.assignment) for r in results)
     lines = [f"{'student'.ljust(width)}  {'assignment'.ljust(awidth)}  {'score':>13}  notes"]
     for r in results:
@@ -246,6 +289,6 @@ def summary_table(results: Sequence[SubmissionResult]) -> str:
         skipped = r.output.count("failed and was skipped")
         if skipped:
             note += ("; " if note else "") + f"{skipped} cell(s) skipped"
-        lines.append(f"{r.student.ljust(width)}  {r.assignment.ljust(awidth)}  {r.score:6.2f} / {r.max_score:<4g}"
-                     f"  {note[:90]}".rstrip())
+        lines.append(f"{names[id(r)].ljust(width)}  {r.assignment.ljust(awidth)}  {r.score:6.2f} / {r.max_score:<4g}"
+                     f"  {for_terminal(note)[:90]}".rstrip())
     return "\n".join(lines)

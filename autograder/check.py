@@ -35,20 +35,20 @@ def check_notebook(notebook: Path) -> list[PublicTest]:
     tests = [c for c in cells if c.role == "test"]
     if not tests:
         raise NotebookError("this notebook has no visible test cells (was its nbgrader metadata removed?)")
-    with Worker(hide=course.secret_paths()) as worker:
+    with Worker(hide=course.secret_paths(), preload=("numpy", "torch")) as worker:
         run = worker.run_notebook(cells_to_run(cells, include_tests=True))
         worker.end_submission()
-    reports = {r["index"]: r for r in run.get("cells", [])}
+    reports = {r.index: r for r in run.cells}
     results = []
     for cell in tests:
         report = reports.get(cell.index)
         if report is None:
             results.append(PublicTest(cell.grade_id or f"cell {cell.index}", False,
-                                      f"did not run: {run.get('reason') or 'the notebook stopped before it'}"))
-        elif report.get("status") == "ok":
+                                      f"did not run: {run.reason or 'the notebook stopped before it'}"))
+        elif report.ok:
             results.append(PublicTest(cell.grade_id or f"cell {cell.index}", True))
         else:
-            message = student_error("the test", report.get("error") or {})
+            message = student_error("the test", report.error)
             if "NotImplementedError" in message:
                 message = "the function it tests is not implemented yet (it raises NotImplementedError)"
             results.append(PublicTest(cell.grade_id or f"cell {cell.index}", False, message))

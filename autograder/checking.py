@@ -24,7 +24,9 @@ from . import policy
 from .compare import Hint, compare
 from .runtime.codec import decode, encode
 from .runtime.probes import run_probe
-from .sandbox import Reply
+from .runtime.protocol import ErrorKind, StudentError
+from .sandbox import CallResult
+from .sandbox.worker import AskHandler
 
 
 class Failure(Exception):
@@ -32,9 +34,10 @@ class Failure(Exception):
 
 
 class StudentSide(Protocol):
-    """Where student code runs: ``call(probe, args, seconds) -> Reply``."""
+    """Where student code runs: ``call(probe, args, seconds, key, on_ask) -> CallResult``."""
 
-    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None) -> Reply: ...
+    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None,
+             on_ask: AskHandler | None = None) -> CallResult: ...
 
 
 class LocalSide:
@@ -43,14 +46,15 @@ class LocalSide:
     def __init__(self, namespace: dict) -> None:
         self.namespace = namespace
 
-    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None) -> Reply:
+    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None,
+             on_ask: AskHandler | None = None) -> CallResult:
         from .runtime.student import describe_exception
 
         try:
             value = run_probe(probe, self.namespace, decode(encode(args)))
-            return Reply(True, value=decode(encode(value)))
+            return CallResult(True, value=decode(encode(value)))
         except Exception as err:  # noqa: BLE001 - becomes feedback like any student error
-            return Reply(False, error=describe_exception(err))
+            return CallResult(False, error=describe_exception(err))
 
 
 _REFERENCE_LOCK = threading.Lock()  # torch's global RNG: one reference computation at a time
@@ -73,6 +77,21 @@ class ReferenceSide:
                     raise RuntimeError(f"the reference failed on {probe}: {reply.error}")
                 self._cache[key] = reply.value
             return self._cache[key]
+
+    def answer(self, allowed: Sequence[str]) -> AskHandler:
+        """Follow-through: answer a student's call of a helper in ``allowed`` with the reference's value (not
+        cached: the arguments are the student's)."""
+
+        def on_ask(probe: str, args: Any) -> Any:
+            if probe != "probes.call" or not isinstance(args, dict) or args.get("name") not in allowed:
+                raise PermissionError("only the helpers under follow-through can be asked for")
+            with _REFERENCE_LOCK:
+                reply = self._local.call(probe, args)
+            if not reply.ok:
+                raise ValueError(reply.error.message if reply.error else "the reference failed")
+            return reply.value["value"]
+
+        return on_ask
 
     def params(self, name: str) -> list[str]:
         try:
@@ -107,6 +126,8 @@ class Suite:
     # grade_id -> replacement cell source: common mistakes, used by the demo and the benchmark
     typical_mistakes: dict[str, str] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
+    preload: tuple[str, ...] = ()  # modules the probes need in the sandbox (the notebook's imports are added)
+    warm_torch: bool = False  # the probes train with optimizers: pay torch's lazy imports once per worker
 
     def check(self, function: str, description: str, *, seeded: bool = True, on_devices: bool = False,
               seconds: float | None = None) -> Callable[[Callable[[Trial], None]], Callable[[Trial], None]]:
@@ -132,11 +153,12 @@ class Trial:
         self.seed, self.public, self.device = seed, public, device
         self.rng = np.random.default_rng(seed)
         self.warnings: list[str] = []  # warnings raised by the last student call
+        self.stubs: list[str] = []  # helpers replaced by the reference's (follow-through credit)
 
     # -- calling ------------------------------------------------------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """The student's ``name(*args, **kwargs)``; a raised error or a changed input fails the check."""
-        result = self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name)
+        result = self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name, stubs=self.stubs)
         if result.get("mutated"):
             params = self.reference.params(name)
             names = [params[int(k)] if k.isdigit() and int(k) < len(params) else k for k in result["mutated"]]
@@ -152,9 +174,10 @@ class Trial:
     def probe(self, probe: str, label: str | None = None, seconds: float | None = None, **args: Any) -> Any:
         """Run ``probe`` on the student's namespace; errors become feedback about ``label``."""
         args.setdefault("device", self.device)
-        reply = self.student.call(probe, args, seconds or self.check.seconds)
+        on_ask = self.reference.answer(self.stubs) if self.stubs else None
+        reply = self.student.call(probe, args, seconds or self.check.seconds, on_ask=on_ask)
         if not reply.ok:
-            raise Failure(student_error(label or self.check.function, reply.error or {}))
+            raise Failure(student_error(label or self.check.function, reply.error))
         return reply.value
 
     def ref_probe(self, probe: str, **args: Any) -> Any:
@@ -178,30 +201,35 @@ class Trial:
             raise Failure(problem)
 
 
-def student_error(label: str, error: dict) -> str:
+def student_error(label: str, error: StudentError | None) -> str:
     """Feedback for an error the student's code raised or caused, with their own traceback lines only."""
-    kind = error.get("kind")
-    message = error.get("message", "")
-    if kind == "missing":
+    error = error or StudentError(ErrorKind.DEAD, message="no reason was given")
+    kind, message = error.kind, error.message
+    if kind is ErrorKind.MISSING:
         name = message.split(" is not defined")[0] if " is not defined" in message else label
         return f"`{name}` is not defined in your notebook. Check its name and that its cell runs without errors."
-    if kind == "timeout":
+    if kind is ErrorKind.TIMEOUT:
         return f"{label} did not finish: {message}. Look for an endless loop or far too many iterations."
-    if kind == "crashed":
+    if kind is ErrorKind.CRASHED:
         return f"{label} crashed: {message}."
-    if kind == "memory":
+    if kind is ErrorKind.MEMORY:
         return f"{label} ran out of memory. Look for a huge array (e.g. an n x n matrix where n is large)."
-    if kind == "unsendable":
+    if kind is ErrorKind.UNSENDABLE:
         return f"{label} gave back something that cannot be graded: {message}."
-    if kind == "dead":
+    if kind is ErrorKind.FORBIDDEN:
+        return (f"{label} made a system call the grading sandbox forbids ({message}): grading never needs kernel "
+                "keyrings, shared memory, message queues, namespaces or mounts.")
+    if kind is ErrorKind.PROTOCOL:
         return f"{label} could not be tested: {message}."
-    type_name = error.get("type", "Exception")
-    if type_name == "NotImplementedError":
+    if kind is ErrorKind.BUDGET:
+        return f"{label} was not tested: {message}."
+    if kind is ErrorKind.DEAD:
+        return f"{label} could not be tested: {message}."
+    if error.type == "NotImplementedError":
         return f"{label} raised NotImplementedError: it has not been implemented yet."
-    text = f"{label} raised {type_name}" + (f": {message}" if message else "")
-    frames = error.get("frames") or []
-    if frames:
-        text += "\n" + "\n".join(f"  {f[0]}, line {f[1]}, in {f[2]}: {f[3]}" for f in frames)
+    text = f"{label} raised {error.type or 'an exception'}" + (f": {message}" if message else "")
+    if error.frames:
+        text += "\n" + "\n".join(f"  {f.filename}, line {f.lineno}, in {f.name}: {f.line}" for f in error.frames)
     return text
 
 
@@ -216,14 +244,16 @@ class TestOutcome:
 
 
 def run_check(check: Check, student: StudentSide, reference: ReferenceSide,
-              devices: Sequence[str] | None = None) -> TestOutcome:
-    """Run one check on every seed (and device); stop at the first failure."""
+              devices: Sequence[str] | None = None, stubs: Sequence[str] = ()) -> TestOutcome:
+    """Run one check on every seed (and device); stop at the first failure. The helpers in ``stubs`` are the
+    reference's during the check (follow-through credit)."""
     start = time.perf_counter()
     runs = policy.seeds(check.name) if check.seeded else [(policy.PUBLIC_SEED, True)]
     devs = (devices or policy.devices()) if check.on_devices else ("cpu",)
     for device in devs:
         for seed, public in runs:
             trial = Trial(check, student, reference, seed, public, device)
+            trial.stubs = list(stubs)
             try:
                 check.run(trial)
             except Failure as failure:

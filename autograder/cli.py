@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -42,9 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (kill, docker stop, a batch scheduler) stops as cleanly as Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlgrade`` and ``python -m autograder``."""
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         return _dispatch(args)
     except (BatchError, course.CourseError, NotebookError, SandboxError) as err:
@@ -73,6 +79,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(summary_table(summary.graded))
         print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
               f"see {args.course_dir / 'grades.csv'}")
+        for failure in summary.failures:
+            print(f"warning: the grader failed on {failure} (the student got a 'not your fault' result)",
+                  file=sys.stderr)
         for error in summary.errors:
             print(f"error: {error}", file=sys.stderr)
         return 1 if summary.errors else 0

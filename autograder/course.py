@@ -11,11 +11,12 @@ import functools
 import importlib
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 from .checking import Suite
-from .notebook import grade_cell_points
+from .notebook import defines_only, grade_cell_points, imported, read_cells
 
 ASSIGNMENTS = {
     "a1_linear_regression": "linear_regression.ipynb",
@@ -95,6 +96,19 @@ def points(assignment: str) -> dict[str, float]:
     if missing:
         raise CourseError(f"{source_notebook(assignment)} has no test cell for {', '.join(missing)}")
     return {f: cells[f"test_{f}"] for f in functions}
+
+
+def sandbox_imports(assignments: Sequence[str]) -> tuple[tuple[str, ...], bool]:
+    """What a worker grading ``assignments`` imports before any student runs: the modules the released notebooks
+    import in the cells grading replays, and those the probes need; and whether to warm torch's optimizers."""
+    modules = ["numpy"]
+    warm = False
+    for assignment in assignments:
+        released = read_cells(released_notebook(assignment))
+        modules += [m for c in released if c.kind == "code" and defines_only(c.source) for m in imported(c.source)]
+        modules += suite(assignment).preload
+        warm = warm or suite(assignment).warm_torch
+    return tuple(dict.fromkeys(modules)), warm
 
 
 def secret_paths() -> list[Path]:

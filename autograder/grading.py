@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import course
-from .checking import ReferenceSide, StudentSide, TestOutcome, run_check, student_error
+from .checking import Check, ReferenceSide, StudentSide, TestOutcome, run_check, student_error
 from .notebook import (
     Cell,
     NotebookError,
@@ -16,20 +16,32 @@ from .notebook import (
     demo_cells,
     find_notebook,
     has_nbgrader_metadata,
-    read_cells,
+    parse_cells,
+    read_file,
 )
 from .results import SubmissionResult, TestResult
-from .sandbox import Worker
+from .runtime.protocol import Started
+from .sandbox import SandboxError, Worker
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
+NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
 
 
-def fingerprint(notebook: Path | None, assignment: str) -> str:
-    """Content hash deciding whether a stored result is still current."""
+def fingerprint(data: bytes | None, assignment: str) -> str:
+    """Content hash of a submission's notebook bytes, deciding whether a stored result is still current."""
     digest = hashlib.sha256(f"dlgrade{GRADER_VERSION}:{assignment}:".encode())
-    if notebook is not None and notebook.is_file():
-        digest.update(notebook.read_bytes())
+    digest.update(b"none" if data is None else data)
     return digest.hexdigest()
+
+
+def submission_fingerprint(folder: Path, assignment: str) -> str:
+    """:func:`fingerprint` of the notebook a folder holds (read as grading reads it: no links, size-capped)."""
+    path, _ = find_notebook(folder, course.notebook_name(assignment))
+    try:
+        data = None if path is None else read_file(path)
+    except NotebookError as err:
+        data = f"refused: {err}".encode()
+    return fingerprint(data, assignment)
 
 
 class Grader:
@@ -48,7 +60,8 @@ class Grader:
         return sum(self.points.values())
 
     def grade(self, folder_or_file: Path, worker: Worker, student: str = "") -> SubmissionResult:
-        """Grade the notebook in ``folder_or_file`` (a submission folder, or a notebook path)."""
+        """Grade the notebook in ``folder_or_file`` (a submission folder, or a notebook path). Whatever the notebook
+        holds or does, this returns a result."""
         start = time.perf_counter()
         notes: list[str] = []
         path = folder_or_file
@@ -56,40 +69,78 @@ class Grader:
             path, note = find_notebook(folder_or_file, self.suite.notebook)
             if note:
                 notes.append(note)
-        extra = {"sha256": fingerprint(path, self.assignment)}
         if path is None:
-            return self._zero(student, f"No notebook found: expected {self.suite.notebook}.", start, extra)
+            return self._zero(student, f"No notebook found: expected {self.suite.notebook}.", start,
+                              {"sha256": fingerprint(None, self.assignment)})
         try:
-            cells = read_cells(path)
+            data = read_file(path)
+        except NotebookError as err:
+            return self._zero(student, f"The notebook could not be graded: {err}.", start,
+                              {"sha256": fingerprint(f"refused: {err}".encode(), self.assignment)})
+        extra = {"sha256": fingerprint(data, self.assignment)}
+        try:
+            cells = parse_cells(data)
         except NotebookError as err:
             return self._zero(student, f"The notebook could not be graded: {err}.", start, extra)
         if not has_nbgrader_metadata(cells):
             notes.append("the notebook has lost its nbgrader metadata; functions were found by name")
         try:
             run = worker.run_notebook(cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources))
+        except SandboxError as err:
+            return self._zero(student, f"The grader's sandbox failed while running the notebook ({err}). "
+                              f"{NOT_YOUR_FAULT}", start, extra)
+        try:
             notes += cell_notes(cells, run)
-            outcomes = [run_check(check, worker, self.reference) for check in self.suite.checks]
+            outcomes = self._run_checks(worker)
         finally:
             worker.end_submission()
-        return self._result(student, outcomes, cells, run, notes, start, extra)
+        return self._result(student, outcomes, notes, start, extra)
 
-    def _result(self, student: str, outcomes: list[TestOutcome], cells: list[Cell], run: dict, notes: list[str],
-                start: float, extra: dict) -> SubmissionResult:
-        failed = {o.check.function for o in outcomes if not o.passed}
+    def _run_checks(self, student: StudentSide) -> list[TestOutcome]:
+        """Every check in order; a function whose helper failed is judged with the reference's helper."""
+        failed: set[str] = set()
+        outcomes = []
+        for check in self.suite.checks:
+            stubs = [h for h in self.suite.depends.get(check.function, []) if h in failed]
+            outcome = self._run_one(check, student, stubs)
+            if not outcome.passed:
+                failed.add(check.function)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _run_one(self, check: Check, student: StudentSide, stubs: list[str]) -> TestOutcome:
+        start = time.perf_counter()
+        try:
+            outcome = run_check(check, student, self.reference, stubs=stubs)
+        except Exception as err:  # noqa: BLE001 - a grader bug costs one test's verdict, never the submission's
+            return TestOutcome(check, False, f"This test could not be run: the grader failed ({type(err).__name__}). "
+                               f"{NOT_YOUR_FAULT}", time.perf_counter() - start)
+        if stubs:
+            outcome.output = ((outcome.output + "\n") if outcome.output else "") + (
+                f"Follow-through: your {', '.join(stubs)} fails its own tests, so these tests called a correct "
+                f"{' and '.join(stubs)} in its place: {check.function} is judged on its own work.")
+        return outcome
+
+    def _result(self, student: str, outcomes: list[TestOutcome], notes: list[str], start: float,
+                extra: dict) -> SubmissionResult:
         tests = []
         for outcome in outcomes:
             function = outcome.check.function
             share = self.points[function] / self.counts[function]
-            output = outcome.output
-            if not outcome.passed:
-                broken = [d for d in self.suite.depends.get(function, []) if d in failed]
-                if broken:
-                    output += (f"\nNote: {function} uses your {', '.join(broken)}, which fails its own tests; "
-                               "fix that first.")
-            tests.append(TestResult(outcome.check.name, share if outcome.passed else 0.0, share, output))
+            tests.append(TestResult(outcome.check.name, share if outcome.passed else 0.0, share, outcome.output))
         score = sum(t.score for t in tests)
         return SubmissionResult(student, self.assignment, score, self.max_score, time.perf_counter() - start,
                                 "\n".join(f"- {n}" for n in notes), tests, extra)
+
+    def refusal(self, student: str, reason: str) -> SubmissionResult:
+        """The result of a submission that is not graded (its folder is a link, say)."""
+        return self._zero(student, f"The submission could not be graded: {reason}.", time.perf_counter(),
+                          {"sha256": fingerprint(f"refused: {reason}".encode(), self.assignment)})
+
+    def failure(self, student: str, err: Exception) -> SubmissionResult:
+        """The result of a submission the grader itself failed on."""
+        return self._zero(student, f"The grader failed on this submission ({type(err).__name__}). {NOT_YOUR_FAULT}",
+                          time.perf_counter(), {"sha256": ""})
 
     def _zero(self, student: str, reason: str, start: float, extra: dict) -> SubmissionResult:
         tests = [TestResult(c.name, 0.0, self.points[c.function] / self.counts[c.function], reason)
@@ -98,21 +149,20 @@ class Grader:
                                 reason, tests, extra)
 
 
-def cell_notes(cells: list[Cell], run: dict) -> list[str]:
+def cell_notes(cells: list[Cell], run: Started) -> list[str]:
     """One line per notebook cell that failed, naming the cell the way a student finds it."""
     by_index = {c.index: c for c in cells}
     notes = []
-    for report in run.get("cells", []):
-        if report.get("status") == "ok":
+    for report in run.cells:
+        if report.ok:
             continue
-        cell = by_index.get(report.get("index"))
-        label = f"cell {report.get('index')}"
+        cell = by_index.get(report.index)
+        label = f"cell {report.index}"
         if cell is not None:
             label += f" ({cell.grade_id})" if cell.grade_id else f" ({_first_line(cell.source)})"
-        error = report.get("error") or {}
-        notes.append(f"{label} failed and was skipped: {student_error('it', error)}")
-    if not run.get("alive", True):
-        notes.append(f"the notebook stopped: {run.get('reason')}")
+        notes.append(f"{label} failed and was skipped: {student_error('it', report.error)}")
+    if not run.alive:
+        notes.append(f"the notebook stopped: {run.reason}")
     return notes
 
 
@@ -121,9 +171,4 @@ def _first_line(source: str) -> str:
     return re.sub(r"\s+", " ", line)[:50]
 
 
-def grade_notebook(notebook: Path, assignment: str, worker: Worker, student: str = "") -> SubmissionResult:
-    """Grade a single notebook file."""
-    return Grader(assignment).grade(notebook, worker, student)
-
-
-__all__ = ["Grader", "StudentSide", "cell_notes", "fingerprint", "grade_notebook"]
+__all__ = ["Grader", "StudentSide", "cell_notes", "fingerprint", "submission_fingerprint"]

@@ -1,21 +1,27 @@
 """Reading a submitted notebook defensively, and turning it into the cells the sandbox runs.
 
-Nothing here executes student code. A damaged file becomes a :class:`NotebookError` whose message is
-written for the student; a file uploaded under another name is found and graded with a note.
+Nothing here executes student code. The file is opened without following a link, must be a regular file, and is
+read only up to ``Limits.notebook_bytes``; its JSON is checked for size before it is parsed. A damaged or refused
+file becomes a :class:`NotebookError` whose message is written for the student; a file uploaded under another
+name is found and graded with a note.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import errno
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import nbformat
+from .sandbox.limits import Limits
 
-MAX_NOTEBOOK_BYTES = 20 * 2**20
+MAX_NOTEBOOK_BYTES = Limits().notebook_bytes
+MAX_CONTAINERS = 1_000_000  # lists and objects in a notebook's JSON (a 100,000-cell notebook has about 500,000)
 _MAGIC = re.compile(r"^(\s*)([%!].*)$")
 
 
@@ -35,42 +41,90 @@ class Cell:
     points: float = 0.0
 
 
-def read_cells(path: Path) -> list[Cell]:
-    """Parse ``path`` into cells; raise :class:`NotebookError` with a student-facing reason."""
+def read_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, never through a symbolic link, at most ``limit`` of them."""
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise NotebookError("the notebook is a symbolic link, and links are not graded: submit the notebook "
+                                "file itself") from err
         raise NotebookError(f"the file could not be read ({err.strerror})") from err
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotebookError("the notebook is not a regular file (a device, pipe or socket), so it was not read")
+        if info.st_size > limit:
+            raise NotebookError(_too_big(info.st_size, limit))
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise NotebookError(_too_big(size, limit))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (f"the file is {size / 2**20:.1f} MB and the limit is {limit / 2**20:g} MB; clear the outputs "
+            "(Kernel > Restart & Clear Output) and save it again")
+
+
+def read_cells(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> list[Cell]:
+    """Parse the notebook at ``path``; raise :class:`NotebookError` with a student-facing reason."""
+    return parse_cells(read_file(path, limit))
+
+
+def parse_cells(raw: bytes) -> list[Cell]:
+    """The cells of a notebook file's bytes (nbformat 4, or 3 with worksheets)."""
     if not raw.strip():
         raise NotebookError("the file is empty: save the notebook in Jupyter before submitting")
-    if len(raw) > MAX_NOTEBOOK_BYTES:
-        raise NotebookError(f"the file is {len(raw) >> 20} MB; clear the outputs (Kernel > Restart & Clear Output)")
+    if raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS:
+        raise NotebookError("the file holds more nested values than a notebook can (over a million lists and "
+                            "objects): it is damaged or not a notebook")
     try:
         data = json.loads(raw)
+    except RecursionError as err:
+        raise NotebookError("the file's JSON is nested too deeply to be a notebook") from err
     except (ValueError, UnicodeDecodeError) as err:
         where = f" (line {err.lineno}, column {err.colno})" if isinstance(err, json.JSONDecodeError) else ""
         raise NotebookError(f"the file is not valid JSON{where}: it is damaged or not a notebook") from err
-    if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
+    raw_cells = data.get("cells") if isinstance(data, dict) else None
+    if isinstance(data, dict) and raw_cells is None and isinstance(data.get("worksheets"), list):
+        raw_cells = [c for ws in data["worksheets"] if isinstance(ws, dict) for c in ws.get("cells") or []]
+    if not isinstance(raw_cells, list):
         raise NotebookError("the file is JSON but not a Jupyter notebook (it has no list of cells)")
-    try:
-        nb = nbformat.reads(json.dumps(data), as_version=4)
-    except Exception as err:  # noqa: BLE001 - nbformat raises many types for odd files
-        raise NotebookError(f"the notebook could not be read by nbformat ({type(err).__name__})") from err
-    cells = []
-    for index, cell in enumerate(nb.cells):
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
-        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
-        role = "plain"
-        if meta.get("solution") and meta.get("grade"):
-            role = "answer" if cell.get("cell_type") != "code" else "solution"
-        elif meta.get("solution"):
-            role = "solution"
-        elif meta.get("grade"):
-            role = "test"
-        cells.append(Cell(index, str(cell.get("cell_type", "code")), source, meta.get("grade_id"), role,
-                          float(meta.get("points", 0) or 0)))
-    return cells
+    return [_cell(index, cell) for index, cell in enumerate(raw_cells)]
+
+
+def _cell(index: int, cell: object) -> Cell:
+    if not isinstance(cell, dict):
+        raise NotebookError(f"cell {index} of the notebook is damaged (not an object)")
+    kind = cell.get("cell_type", "code")
+    source = cell.get("source", cell.get("input", ""))  # nbformat 3 keeps code in "input"
+    if isinstance(source, list) and all(isinstance(line, str) for line in source):
+        source = "".join(source)
+    if not isinstance(source, str) or not isinstance(kind, str):
+        raise NotebookError(f"cell {index} of the notebook is damaged (its source is not text)")
+    metadata = cell.get("metadata")
+    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    meta = meta if isinstance(meta, dict) else {}
+    role = "plain"
+    if meta.get("solution") and meta.get("grade"):
+        role = "answer" if kind != "code" else "solution"
+    elif meta.get("solution"):
+        role = "solution"
+    elif meta.get("grade"):
+        role = "test"
+    grade_id = meta.get("grade_id") if isinstance(meta.get("grade_id"), str) else None
+    points = meta.get("points", 0)
+    points = float(points) if isinstance(points, (int, float)) and not isinstance(points, bool) else 0.0
+    return Cell(index, kind, source, grade_id, role, points)
 
 
 def has_nbgrader_metadata(cells: list[Cell]) -> bool:
@@ -125,15 +179,36 @@ def defines_only(source: str) -> bool:
     return True
 
 
+def imported(source: str) -> list[str]:
+    """Modules a cell imports at its top level (``import a.b`` -> ``a.b``; ``from a.b import c`` -> ``a.b``)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+    return names
+
+
 def find_notebook(folder: Path, expected: str) -> tuple[Path | None, str | None]:
-    """The submitted notebook in ``folder``: the expected name, else the closest ``.ipynb`` with a note."""
+    """The submitted notebook in ``folder``: the expected name, else the closest ``.ipynb`` with a note.
+
+    Nothing is followed: a link or special file under the expected name is returned as it is, and reading it
+    then explains why it is refused."""
     exact = folder / expected
-    if exact.is_file():
+    if os.path.lexists(exact):
         return exact, None
-    candidates = sorted(p for p in folder.glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
-    if not candidates:
+    try:
+        names = sorted(e.name for e in os.scandir(folder) if e.name.endswith(".ipynb") and not e.name.startswith(".")
+                       and not e.is_dir(follow_symlinks=False))
+    except OSError:
         return None, None
-    names = [p.name for p in candidates]
+    if not names:
+        return None, None
     best = difflib.get_close_matches(expected, names, n=1, cutoff=0.0)[0]
     note = f"graded {best!r}: the notebook was expected to be named {expected!r}"
     return folder / best, note

@@ -12,16 +12,54 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import course, samples
+from autograder import course, samples, settings
 from autograder.grading import Grader
 from autograder.results import SubmissionResult
-from autograder.sandbox import Limits, Worker
+from autograder.sandbox import Limits, Worker, bwrap, protections
+from autograder.sandbox.doctor import cgroup_hierarchy
 
 # nbgrader (run by the parity tests) calls its `alembic` script from PATH: use this environment's.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 # Budgets small enough that a test of an endless loop takes seconds, big enough for real work on 2 cores.
 TEST_LIMITS = Limits(cell_seconds=6.0, notebook_seconds=90.0, call_seconds=6.0)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires_protection(NAME, ...)``: skip where this machine lacks one of the protections the
+    test exercises, or fail, when DLGRADE_REQUIRE_SANDBOX=1 (CI), so that a security test cannot quietly vanish."""
+    marker = item.get_closest_marker("requires_protection")
+    if marker is None:
+        return
+    active = {p.name for p in protections() if p.active}
+    missing = [name for name in marker.args if name not in active]
+    if not missing:
+        return
+    reason = f"needs {', '.join(missing)} (see `dlgrade doctor`)"
+    if settings.current().require_sandbox:
+        pytest.fail(f"{reason}, and DLGRADE_REQUIRE_SANDBOX=1 forbids skipping it")
+    pytest.skip(reason)
+
+
+def clear_sandbox_caches() -> None:
+    """Forget what was found about this machine, after the environment changed."""
+    settings.current.cache_clear()
+    bwrap.path.cache_clear()
+    cgroup_hierarchy.cache_clear()
+
+
+@pytest.fixture
+def sandbox_mode(monkeypatch: pytest.MonkeyPatch):
+    """sandbox_mode(no_bwrap=True, no_seccomp=True, ...): grade as a machine without those protections would."""
+
+    def switch(**flags: bool) -> None:
+        for name, on in flags.items():
+            monkeypatch.setenv(f"DLGRADE_{name.upper()}", "1" if on else "")
+        clear_sandbox_caches()
+
+    yield switch
+    monkeypatch.undo()
+    clear_sandbox_caches()
 
 
 @pytest.fixture(scope="session")

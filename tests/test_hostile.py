@@ -1,7 +1,9 @@
 """Hostile and broken submissions: none gains a point, each costs only what it touched, nothing escapes.
 
 Every test grades through the real sandbox and then inspects the host: no process of a student uid left,
-no file written outside the sandbox, no connection made, results.json small.
+no file written outside the sandbox, no connection made, results.json small. Each test names the protections it
+exercises (``requires_protection``): it is skipped where they are missing, and fails instead under
+``DLGRADE_REQUIRE_SANDBOX=1`` (CI). Crash, timeout and print tests need none and run everywhere.
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ from pathlib import Path
 import pytest
 from conftest import TEST_LIMITS, failing_functions, outputs
 
-from autograder import course, samples, sandbox
+from autograder import course, samples, settings
 from autograder.grading import Grader
-from autograder.sandbox import Worker, protections
+from autograder.sandbox import Worker
+from autograder.sandbox.doctor import (
+    CGROUP,
+    FILTER,
+    NETWORK,
+    NO_CHANNEL,
+    PRIVATE_TMP,
+    PROCESSES,
+    USER,
+    VIEW,
+)
 
 A1 = "a1_linear_regression"
-SANDBOXED = all(p.active for p in protections())
-needs_sandbox = pytest.mark.skipif(not SANDBOXED, reason="needs bubblewrap, root and cgroups (see dlgrade doctor)")
-UID_BASE = int(os.environ.get("DLGRADE_UID_BASE", "61000"))
+UID_BASE = settings.current().uid_base
+requires = pytest.mark.requires_protection
 
 
 def student_processes() -> list[str]:
@@ -53,7 +64,7 @@ def grade_hostile(grade, replace=None, extra=(), lost=frozenset()) -> tuple[obje
 
 # -- the reference and the comparison cannot be reached --------------------------------------------
 
-@needs_sandbox
+@requires(VIEW)
 def test_reading_the_reference_from_disk_or_sys_modules_finds_nothing(grade) -> None:
     ref = course.course_root() / "solutions" / f"{A1}.py"
     code = (
@@ -70,7 +81,6 @@ def test_reading_the_reference_from_disk_or_sys_modules_finds_nothing(grade) -> 
     assert "seen=[] modules=[]" in text
 
 
-@needs_sandbox
 @pytest.mark.parametrize("patch", [
     "numpy.allclose = lambda *a, **k: True\nnumpy.array_equal = lambda *a, **k: True",
     "numpy.testing.assert_allclose = lambda *a, **k: None",
@@ -82,7 +92,6 @@ def test_patching_comparison_functions_changes_nothing(grade, patch) -> None:
     grade_hostile(grade, {"mse_loss": wrong}, ["import numpy, numpy.testing\n" + patch], lost={"mse_loss"})
 
 
-@needs_sandbox
 def test_frame_and_gc_inspection_find_no_expected_values(grade) -> None:
     code = (
         "def mse_gradient(beta, X, y):\n"
@@ -96,10 +105,9 @@ def test_frame_and_gc_inspection_find_no_expected_values(grade) -> None:
         "              and o is not beta]\n"
         "    return arrays[0] if arrays else np.full(beta.shape, float(len(names)))\n"
     )
-    grade_hostile(grade, {"mse_gradient": code}, lost={"mse_gradient", "gradient_descent", "minibatch_sgd"})
+    grade_hostile(grade, {"mse_gradient": code}, lost={"mse_gradient"})
 
 
-@needs_sandbox
 def test_a_lying_ndarray_subclass_does_not_pass(grade) -> None:
     code = (
         "class Liar(np.ndarray):\n"
@@ -139,8 +147,8 @@ CRASHES = {
 }
 
 
-@needs_sandbox
-@pytest.mark.parametrize("name", list(CRASHES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=requires(PROCESSES) if n == "fork_loop" else ())
+                                  for n in CRASHES])
 def test_a_crashing_function_costs_only_its_own_tests(grade, name) -> None:
     body, fragment = CRASHES[name]
     code = f"def add_intercept(X):\n    {body}\n"
@@ -148,14 +156,12 @@ def test_a_crashing_function_costs_only_its_own_tests(grade, name) -> None:
     assert any(f in text for f in ((fragment,) if isinstance(fragment, str) else fragment)), text
 
 
-@needs_sandbox
 def test_printing_200_mb_costs_nothing_and_keeps_results_small(grade) -> None:
     code = ("def add_intercept(X):\n    print('x' * 100_000_000)\n    import sys\n"
             "    sys.stderr.write('y' * 100_000_000)\n    return np.hstack([np.ones((len(X), 1)), X])\n")
     grade_hostile(grade, {"add_intercept": code}, ["print('z' * 200_000_000)"], lost=set())
 
 
-@needs_sandbox
 @pytest.mark.parametrize("cell", [
     "import time\ntime.sleep(600)",
     "raise RuntimeError('exploration went wrong')",
@@ -175,7 +181,7 @@ def test_a_bad_top_level_cell_costs_only_itself(grade, cell) -> None:
 
 # -- the host: network, /tmp, other students' files -------------------------------------------------
 
-@needs_sandbox
+@requires(NETWORK)
 def test_no_connection_reaches_the_host(grade) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -193,7 +199,7 @@ def test_no_connection_reaches_the_host(grade) -> None:
     server.close()
 
 
-@needs_sandbox
+@requires(PRIVATE_TMP)
 def test_host_tmp_is_neither_readable_nor_writable(grade) -> None:
     secret = Path("/tmp") / f"dlgrade-secret-{uuid.uuid4().hex}"
     secret.write_text("hidden")
@@ -210,38 +216,237 @@ def test_host_tmp_is_neither_readable_nor_writable(grade) -> None:
         sentinel.unlink(missing_ok=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="a uid of its own per worker needs root")
-@pytest.mark.parametrize("bubblewrap", [True, False], ids=["bubblewrap", "no-namespaces"])
-def test_nothing_a_submission_leaves_in_temporary_folders_reaches_the_next_one(bubblewrap, monkeypatch,
-                                                                                tmp_path) -> None:
-    """Two students graded one after the other by the same worker, with bubblewrap or without namespaces (a
-    container's plain run, Gradescope): what the first leaves in /tmp, /var/tmp or /dev/shm (its answers for a
-    friend, say) is gone before the second runs."""
-    if bubblewrap and not SANDBOXED:
-        pytest.skip("needs bubblewrap, root and cgroups (see dlgrade doctor)")
-    if not bubblewrap:
-        monkeypatch.setattr(sandbox, "_bwrap_works", lambda: None)
-    names = [f"dlgrade-drop-{uuid.uuid4().hex}", f"dlgrade-dropdir-{uuid.uuid4().hex}"]
-    drop = ("import os\n"
-            "for d in ('/tmp', '/var/tmp', '/dev/shm'):\n"
-            "    try:\n"
-            f"        open(os.path.join(d, {names[0]!r}), 'w').write('answers')\n"
-            f"        os.makedirs(os.path.join(d, {names[1]!r}, 'inside'))\n"
-            "    except OSError:\n"
-            "        pass\n")
-    look = ("def mse_loss(beta, X, y):\n    import os\n"
-            f"    found = [os.path.join(d, n) for d in ('/tmp', '/var/tmp', '/dev/shm') for n in {names!r}]\n"
-            "    raise RuntimeError(f'left behind: {[p for p in found if os.path.exists(p)]}')\n")
+# -- no channel between students: files, SysV IPC, keyrings ---------------------------------------------
+
+
+LAYERS = [pytest.param("filter", marks=requires(FILTER)), "sweep"]  # the syscall filter refuses; the sweep removes
+MODES = [pytest.param(True, id="bubblewrap", marks=requires(VIEW)), pytest.param(False, id="no-namespaces")]
+
+
+def grade_in_turn(tmp_path: Path, notebooks: list[tuple[str, object]], index: int = 1) -> dict:
+    """Grade ``(student, notebook)`` pairs one after the other on one fresh worker (as a batch does)."""
     grader = Grader(A1)
-    with Worker(1, TEST_LIMITS, hide=course.secret_paths()) as worker:
-        for student, nb in (("first", samples.build(A1, extra_cells=[drop])),
-                            ("second", samples.build(A1, {"mse_loss": look}))):
+    results = {}
+    preload, _ = course.sandbox_imports([A1])
+    with Worker(index, TEST_LIMITS, preload=preload, hide=course.secret_paths()) as worker:
+        for student, nb in notebooks:
             folder = tmp_path / "submitted" / student / A1
             samples.write(nb, folder / course.notebook_name(A1))
-            result = grader.grade(folder, worker, student)
-    assert failing_functions(result) == {"mse_loss"}
-    assert "left behind: []" in outputs(result, "mse_loss")
-    assert not [p for d in ("/tmp", "/var/tmp", "/dev/shm") for n in names if os.path.exists(p := os.path.join(d, n))]
+            results[student] = grader.grade(folder, worker, student)
+    return results
+
+
+@requires(USER)
+@pytest.mark.parametrize("bubblewrap", MODES)
+def test_a_note_in_any_world_writable_folder_never_reaches_the_next_student(bubblewrap, sandbox_mode,
+                                                                           tmp_path) -> None:
+    """Two friends graded one after the other by one worker, with bubblewrap or without namespaces (a container's
+    plain run, Gradescope): the first leaves a note in every folder it can write (found by walking the file
+    system, /run/lock included), the second looks for it everywhere. It never arrives."""
+    sandbox_mode(no_bwrap=not bubblewrap)
+    note = f"dlgrade-note-{uuid.uuid4().hex}"
+    walk = ("def writable_folders():\n"
+            "    import os\n"
+            "    found, todo = [], ['/']\n"
+            "    while todo:\n"
+            "        top = todo.pop()\n"
+            "        try:\n"
+            "            entries = list(os.scandir(top))\n"
+            "        except OSError:\n"
+            "            continue\n"
+            "        for e in entries:\n"
+            "            if e.path in ('/proc', '/sys') or not e.is_dir(follow_symlinks=False):\n"
+            "                continue\n"
+            "            if os.access(e.path, os.W_OK | os.X_OK):\n"
+            "                found.append(e.path)\n"
+            "            todo.append(e.path)\n"
+            "    return found\n")
+    drop = walk + ("import os\n"
+                   "for folder in writable_folders():\n"
+                   "    try:\n"
+                   f"        open(os.path.join(folder, {note!r}), 'w').write('answers')\n"
+                   f"        os.makedirs(os.path.join(folder, {note + '-dir'!r}, 'inside'))\n"
+                   "    except OSError:\n"
+                   "        pass\n")
+    look = ("def mse_loss(beta, X, y):\n" + "\n".join("    " + line for line in walk.splitlines()) + "\n"
+            "    import os\n"
+            "    folders = writable_folders() + ['/tmp', '/var/tmp', '/dev/shm', '/run/lock']\n"
+            f"    found = [f for f in folders if os.path.exists(os.path.join(f, {note!r}))]\n"
+            "    raise RuntimeError(f'left behind: {found} in {len(folders)} folders')\n")
+    results = grade_in_turn(tmp_path, [("first", samples.build(A1, extra_cells=[drop])),
+                                       ("second", samples.build(A1, {"mse_loss": look}))])
+    assert failing_functions(results["first"]) == set()
+    assert failing_functions(results["second"]) == {"mse_loss"}
+    assert "left behind: [] in" in outputs(results["second"], "mse_loss")
+    from autograder.runtime.cleanup import world_writable_folders
+
+    assert not [f for f in world_writable_folders() if os.path.exists(os.path.join(f, note))]
+
+
+SHM_KEYS = [0x5EED00 + i for i in range(3)]
+SHM_HOG = ("import ctypes\n"
+           "libc = ctypes.CDLL(None, use_errno=True)\n"
+           "libc.shmat.restype = ctypes.c_void_p\n"
+           "made = []\n"
+           f"for key in {SHM_KEYS!r}:\n"
+           "    ident = libc.shmget(key, 128 * 2**20, 0o1666)\n"
+           "    made.append((ident, ctypes.get_errno()))\n"
+           "    if ident >= 0:\n"
+           "        addr = libc.shmat(ident, None, 0)\n"
+           "        if addr and addr != ctypes.c_void_p(-1).value:\n"
+           "            ctypes.memset(addr, 1, 128 * 2**20)\n"
+           "            libc.shmdt(ctypes.c_void_p(addr))\n"
+           "def add_intercept(X):\n"
+           "    raise RuntimeError(f'made={made}')\n")
+SHM_VICTIM = ("def mse_loss(beta, X, y):\n"
+              "    keys = [int(line.split()[0]) for line in open('/proc/sysvipc/shm').read().splitlines()[1:]]\n"
+              f"    left = [k for k in keys if k in {SHM_KEYS!r}]\n"
+              "    if left:\n"
+              "        raise RuntimeError(f'shared memory left behind: {left}')\n"
+              "    return float(((X @ beta - y) ** 2).sum() / (2 * len(y)))\n")
+
+
+@requires(USER)
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("bubblewrap", MODES)
+def test_sysv_shared_memory_left_by_one_submission_is_gone_before_the_next(layer, bubblewrap, sandbox_mode,
+                                                                           tmp_path) -> None:
+    """A submission makes 384 MB of SysV shared memory and detaches (it outlived the process, stayed charged to
+    the worker's memory cgroup, and cost the next students points). The syscall filter refuses to make it; with
+    the filter off, the sweep after the submission removes it. The next student keeps full marks either way."""
+    sandbox_mode(no_bwrap=not bubblewrap, no_seccomp=layer == "sweep")
+    results = grade_in_turn(tmp_path, [("hog", samples.build(A1, {"add_intercept": SHM_HOG})),
+                                       ("victim", samples.build(A1, {"mse_loss": SHM_VICTIM}))])
+    made = outputs(results["hog"], "add_intercept")
+    if layer == "filter":
+        assert "made=[(-1, 3029), (-1, 3029), (-1, 3029)]" in made, made  # errno 3000 + shmget's number
+    else:
+        assert "made=[(-1" not in made, made  # the segments were really made
+    assert failing_functions(results["victim"]) == set(), outputs(results["victim"], "mse_loss")
+    host = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    assert not [line for line in host if int(line.split()[0]) in SHM_KEYS]
+
+
+KEY_WRITER = ("import ctypes, inspect\n"
+              "libc = ctypes.CDLL(None, use_errno=True)\n"
+              "payload = b'def mse_gradient(beta, X, y):\\n    return X.T @ (X @ beta - y) / len(y)\\n'\n"
+              "key = libc.syscall(248, b'user', b'dlgrade-answers', payload, len(payload), -4)\n"
+              "if key > 0:\n"
+              "    libc.syscall(250, 5, key, 0x3f3f3f3f)  # KEYCTL_SETPERM: readable by everyone\n")
+KEY_READER = ("import ctypes\n"
+              "libc = ctypes.CDLL(None, use_errno=True)\n"
+              "key = libc.syscall(250, 10, -4, b'user', b'dlgrade-answers', 0)  # KEYCTL_SEARCH\n"
+              "buf = ctypes.create_string_buffer(4096)\n"
+              "size = libc.syscall(250, 11, key, buf, 4096) if key > 0 else -1  # KEYCTL_READ\n"
+              "if size > 0:\n"
+              "    exec(buf.raw[:size].decode())\n")
+
+
+@requires(USER)
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("batches", ["same batch", "next batch"])
+def test_a_solution_passed_through_the_kernel_keyring_never_arrives(layer, batches, sandbox_mode, tmp_path) -> None:
+    """A correct notebook stores its mse_gradient in its uid's user keyring (keyrings are per uid, host-wide, and
+    outlive the grader); a notebook with no mse_gradient of its own reads and runs it. The filter refuses
+    add_key and keyctl; with the filter off, the worker clears the uid's keyrings after each submission and
+    before its first one. The reader gets nothing, in the same batch and in a later one."""
+    sandbox_mode(no_seccomp=layer == "sweep")
+    writer = samples.build(A1, extra_cells=[KEY_WRITER])
+    reader = samples.build(A1, {"mse_gradient": KEY_READER})
+    if batches == "same batch":
+        results = grade_in_turn(tmp_path, [("writer", writer), ("reader", reader)])
+    else:
+        grade_in_turn(tmp_path / "one", [("writer", writer)])
+        results = grade_in_turn(tmp_path / "two", [("reader", reader)])
+    assert "mse_gradient" in failing_functions(results["reader"])
+    assert "`mse_gradient` is not defined" in outputs(results["reader"], "mse_gradient")
+
+
+# -- the protocol: forged or malformed messages fail the submission, never the worker ---------------------
+
+FORGED_CELL = ("import sys, os, json, struct\n"
+               "frame = sys._getframe()\n"
+               "while frame is not None and 'to_zygote' not in frame.f_locals:\n"
+               "    frame = frame.f_back\n"
+               "head = json.dumps({'op': 'cell_start', 'index': [1]}).encode()\n"
+               "os.write(frame.f_locals['to_zygote'], struct.pack('<IQ', len(head), 0) + head)\n")
+
+
+def _forged_reply(header: str, body_len: str = "0") -> str:
+    return ("def add_intercept(X):\n"
+            "    import sys, os, struct\n"
+            "    frame = sys._getframe()\n"
+            "    while frame is not None and 'out' not in frame.f_locals:\n"
+            "        frame = frame.f_back\n"
+            f"    head = {header!r}.encode()\n"
+            f"    os.write(frame.f_locals['out'], struct.pack('<IQ', len(head), {body_len}) + head)\n"
+            "    import time\n"
+            "    time.sleep(30)\n")
+
+
+@pytest.mark.parametrize(("attack", "replace", "extra", "lost"), [
+    ("forged cell message", {}, [FORGED_CELL], "all"),
+    ("reply that is a list", {"add_intercept": _forged_reply("[]")}, [], "add_intercept+"),
+    ("reply with a forged error kind", {"add_intercept": _forged_reply('{"op": "reply", "error": {"kind": 7}}')},
+     [], "add_intercept+"),
+    ("reply declaring a 1 TB body", {"add_intercept": _forged_reply('{"op": "reply", "error": null}', "2**40")},
+     [], "add_intercept+"),
+    ("unknown message", {"add_intercept": _forged_reply('{"op": "start", "limits": {}}')}, [], "add_intercept+"),
+])
+def test_a_forged_message_fails_the_submission_with_a_reason_and_the_worker_goes_on(grade, attack, replace, extra,
+                                                                                      lost) -> None:
+    """Code that finds the grader's pipes (by walking frames) and writes its own messages: a typed, validated
+    protocol refuses them. The forger gets a result with the reason; the next submission on the worker is graded
+    as usual."""
+    result = grade(A1, samples.build(A1, replace, extra))
+    assert result.score < result.max_score
+    text = result.output + "".join(t.output for t in result.tests)
+    assert "sent a message the grader does not accept" in text, text
+    if lost == "all":
+        assert result.score == 0
+    else:
+        assert "add_intercept" in failing_functions(result) and "normal_equation" not in failing_functions(result)
+    honest = grade(A1, samples.build(A1))
+    assert honest.score == honest.max_score
+    assert student_processes() == []
+
+
+# -- the syscall filter ---------------------------------------------------------------------------------
+
+
+@requires(FILTER)
+@pytest.mark.parametrize(("call", "code"), [
+    ("unshare", "ctypes.CDLL(None, use_errno=True).unshare(0x10000000)"),  # CLONE_NEWUSER
+    ("keyctl", "ctypes.CDLL(None, use_errno=True).syscall(250, 7, -4)"),
+    ("io_uring_setup", "ctypes.CDLL(None, use_errno=True).syscall(425, 8, ctypes.create_string_buffer(120))"),
+    ("clone", "ctypes.CDLL(None, use_errno=True).syscall(56, 0x10000011, 0, 0, 0, 0)"),  # fork into a new user ns
+])
+def test_a_denied_system_call_fails_with_a_message_naming_it(grade, call, code) -> None:
+    body = ("def add_intercept(X):\n    import ctypes, os\n"
+            f"    if {code} == -1:\n        raise OSError(ctypes.get_errno(), 'failed')\n"
+            "    return np.hstack([np.ones((len(X), 1)), X])\n")
+    result, text = grade_hostile(grade, {"add_intercept": body}, lost={"add_intercept"})
+    assert f"made a system call the grading sandbox forbids ({call})" in text, text
+
+
+# -- a cgroup holds a whole worker ------------------------------------------------------------------------
+
+
+@requires(CGROUP, NO_CHANNEL)
+def test_the_worker_cgroup_kills_what_rlimits_cannot_see(grade) -> None:
+    """Memory that no RLIMIT_AS counts (shared memory of many processes) still meets the worker's cgroup: the
+    student's processes are killed, never the zygote, and the next submission is graded as usual."""
+    code = ("def add_intercept(X):\n    import mmap, os\n"
+            "    for _ in range(12):\n"
+            "        if os.fork() == 0:\n"
+            "            m = mmap.mmap(-1, 900 * 2**20)\n"
+            "            m.write(b'x' * (900 * 2**20))\n"
+            "            import time\n"
+            "            time.sleep(60)\n"
+            "    import time\n    time.sleep(60)\n")
+    grade_hostile(grade, {"add_intercept": code}, lost={"add_intercept"})
+    honest = grade(A1, samples.build(A1))
+    assert honest.score == honest.max_score
 
 
 # -- broken files become results with a reason -------------------------------------------------------

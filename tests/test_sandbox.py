@@ -59,7 +59,7 @@ def test_torch_in_cells_and_in_forked_calls_does_not_deadlock(worker) -> None:
         "    t = torch.as_tensor(x)\n"
         "    return (t @ t.T).sum().item()\n")}]
     run = worker.run_notebook(cells)
-    assert run["cells"][0]["status"] == "ok"
+    assert run.cells[0].ok
     x = np.random.default_rng(0).normal(size=(300, 300))
     for _ in range(3):
         reply = worker.call("probes.call", {"name": "f", "args": [x]}, seconds=20, key="f")

@@ -16,6 +16,7 @@ SUITE = Suite(
                             "    return sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))\n",
         "max_linear_regions": "def max_linear_regions(D, K):\n    return D ** K\n",
     },
+    preload=("torch",),
 )
 check = SUITE.check
 PROBE = "probes_a2_mlp"

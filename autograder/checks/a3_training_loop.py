@@ -28,6 +28,8 @@ SUITE = Suite(
                     "        return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item()\n"
                     "                              for x, y in loader]))\n",
     },
+    preload=("torch", "torch.utils.data"),
+    warm_torch=True,
 )
 check = SUITE.check
 PROBE = "probes_a3_training_loop"

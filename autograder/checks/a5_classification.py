@@ -19,6 +19,8 @@ SUITE = Suite(
                            "    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))\n",
         "accuracy": "def accuracy(y_true, y_pred):\n    return 100.0 * float(np.mean(y_true == y_pred))\n",
     },
+    preload=("torch",),
+    warm_torch=True,
 )
 check = SUITE.check
 PROBE = "probes_a5_classification"

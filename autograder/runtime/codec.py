@@ -1,11 +1,14 @@
 """Plain data across the trust boundary: JSON for scalars and containers, ``.npy`` for arrays.
 
-The grader decodes with ``allow_pickle=False`` and accepts only numeric and boolean arrays, so nothing
-a student sends can run code, lie about equality or smuggle an object into a comparison.
+The grader decodes with ``allow_pickle=False`` semantics and accepts only numeric and boolean arrays, so nothing
+a student sends can run code, lie about equality or smuggle an object into a comparison. Decoding is bounded
+before anything is allocated: total bytes, the JSON part's size and element count, nesting depth, the number of
+arrays, and each array's declared size against the bytes that really follow its header (:class:`DecodeLimits`).
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import math
@@ -15,12 +18,23 @@ from typing import Any
 
 import numpy as np
 
-MAX_MESSAGE_BYTES = 64 * 2**20
 _ARRAY_KINDS = "biufc"
+MAX_DEPTH = 20
 
 
 class CodecError(ValueError):
     """A value cannot cross the boundary as plain data."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Bounds on one decoded value: the grader's memory does not follow what a student sends."""
+
+    max_bytes: int = 16 * 2**20  # the whole encoded value
+    max_json_bytes: int = 2 * 2**20  # its JSON part (numbers, strings, containers)
+    max_elements: int = 200_000  # containers and items in the JSON part
+    max_arrays: int = 10_000
+    max_depth: int = MAX_DEPTH
 
 
 @dataclass(frozen=True)
@@ -42,8 +56,8 @@ def _describe(value: Any) -> str:
 
 
 def _to_plain(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
-    if depth > 20:
-        raise CodecError("a value nested more than 20 levels deep")
+    if depth > MAX_DEPTH:
+        raise CodecError(f"a value nested more than {MAX_DEPTH} levels deep")
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
@@ -82,15 +96,19 @@ def _float(x: float) -> Any:
 
 def _plain_array(value: np.ndarray) -> np.ndarray:
     arr = np.array(value, copy=True, subok=False)
-    if arr.dtype.kind not in _ARRAY_KINDS:
+    if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None or arr.dtype.subdtype is not None:
         raise CodecError(f"an array of dtype {arr.dtype} (only numbers and booleans can be graded)")
     return arr
 
 
-def encode(value: Any) -> bytes:
-    """Serialise ``value`` (numbers, strings, lists, tuples, str-keyed dicts, arrays, tensors)."""
+def encode(value: Any, limits: DecodeLimits = DecodeLimits()) -> bytes:
+    """Serialise ``value`` (numbers, strings, lists, tuples, str-keyed dicts, arrays, tensors); a value the other
+    side would refuse under ``limits`` is refused here, with the reason."""
     arrays: list[np.ndarray] = []
     meta = json.dumps(_to_plain(value, arrays), allow_nan=False).encode()
+    if len(meta) > limits.max_json_bytes or len(arrays) > limits.max_arrays:
+        raise CodecError(f"a value with {len(meta) >> 10} KB of plain numbers and {len(arrays)} arrays (too large: "
+                         "return numpy arrays, not long lists)")
     buf = io.BytesIO()
     buf.write(struct.pack("<I", len(arrays)))
     for arr in arrays:
@@ -100,117 +118,107 @@ def encode(value: Any) -> bytes:
         buf.write(struct.pack("<Q", len(raw)))
         buf.write(raw)
     buf.write(meta)
-    return buf.getvalue()
+    data = buf.getvalue()
+    if len(data) > limits.max_bytes:
+        raise CodecError(f"a value of {len(data) / 2**20:.0f} MB (the limit is {limits.max_bytes >> 20} MB)")
+    return data
 
 
-def decode(data: bytes) -> Any:
-    """Inverse of :func:`encode`; never unpickles, rejects anything but numeric arrays."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise CodecError(f"a value of {len(data) / 2**20:.0f} MB (the limit is {MAX_MESSAGE_BYTES >> 20} MB)")
+def decode(data: bytes, limits: DecodeLimits = DecodeLimits()) -> Any:
+    """Inverse of :func:`encode` under ``limits``; never unpickles, rejects anything but numeric arrays.
+
+    Arrays come back read-only (views of ``data``)."""
+    if len(data) > limits.max_bytes:
+        raise CodecError(f"a value of {len(data) / 2**20:.0f} MB (the limit is {limits.max_bytes >> 20} MB)")
     view = memoryview(data)
     try:
         (count,) = struct.unpack_from("<I", view, 0)
+        if count > limits.max_arrays:
+            raise CodecError(f"{count} arrays (the limit is {limits.max_arrays})")
         pos = 4
         arrays = []
         for _ in range(count):
             (size,) = struct.unpack_from("<Q", view, pos)
             pos += 8
-            arr = np.load(io.BytesIO(view[pos : pos + size]), allow_pickle=False)
-            if not isinstance(arr, np.ndarray) or arr.dtype.kind not in _ARRAY_KINDS:
-                raise CodecError("an array that is not numeric")
-            arrays.append(arr)
+            if size > len(view) - pos:
+                raise CodecError("an array whose data is cut short")
+            arrays.append(_load_array(view[pos : pos + size]))
             pos += size
-        meta = json.loads(bytes(view[pos:]))
-    except (struct.error, ValueError, OSError, EOFError) as err:
-        if isinstance(err, CodecError):
-            raise
-        raise CodecError(f"a malformed value ({err})") from err
-    return _from_plain(meta, arrays)
+        meta = bytes(view[pos:])
+    except struct.error as err:
+        raise CodecError("a malformed value") from err
+    if len(meta) > limits.max_json_bytes:
+        raise CodecError(f"{len(meta) >> 10} KB of plain numbers (the limit is {limits.max_json_bytes >> 10} KB)")
+    # an upper bound on the JSON values, counted before json builds them
+    if meta.count(b",") + meta.count(b"[") + meta.count(b"{") > limits.max_elements:
+        raise CodecError(f"more than {limits.max_elements} plain values (the limit)")
+    try:
+        obj = json.loads(meta)
+    except (ValueError, RecursionError) as err:
+        raise CodecError("a malformed value") from err
+    return _from_plain(obj, arrays, limits.max_depth)
 
 
-def _from_plain(obj: Any, arrays: list[np.ndarray]) -> Any:
+def _load_array(raw: memoryview) -> np.ndarray:
+    """A numeric array from ``.npy`` bytes, its declared shape checked against the bytes that follow."""
+    buf = io.BytesIO(raw)
+    try:
+        major, minor = np.lib.format.read_magic(buf)
+        if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+            raise CodecError("an array in an unknown format")
+        start = buf.tell()
+        header_len = struct.unpack("<H" if major == 1 else "<I", buf.read(2 if major == 1 else 4))[0]
+        if header_len > 10_000:
+            raise CodecError("an array with an oversized header")
+        header = ast.literal_eval(buf.read(header_len).decode("latin1" if major < 3 else "utf8"))
+        offset = start + (2 if major == 1 else 4) + header_len
+        shape, fortran, descr = header["shape"], header["fortran_order"], header["descr"]
+        dtype = np.dtype(descr) if isinstance(descr, str) else None
+    except CodecError:
+        raise
+    except Exception as err:  # noqa: BLE001 - literal_eval, dtype and format errors alike
+        raise CodecError("a malformed array") from err
+    if dtype is None or dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise CodecError("an array that is not numeric")
+    if not (isinstance(shape, tuple) and all(type(s) is int and s >= 0 for s in shape) and len(shape) <= 32
+            and isinstance(fortran, bool)):
+        raise CodecError("an array with a malformed shape")
+    count = math.prod(shape)
+    if count * dtype.itemsize != len(raw) - offset:
+        raise CodecError("an array whose declared size does not match its data")
+    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _from_plain(obj: Any, arrays: list[np.ndarray], depth: int) -> Any:
+    if depth < 0:
+        raise CodecError(f"a value nested more than {MAX_DEPTH} levels deep")
     if isinstance(obj, list):
-        return [_from_plain(v, arrays) for v in obj]
-    if not isinstance(obj, dict):
+        return [_from_plain(v, arrays, depth - 1) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
+    if not isinstance(obj, dict) or len(obj) not in (1, 4):
+        raise CodecError("a malformed value")
     if "__nd__" in obj:
-        return arrays[obj["__nd__"]]
+        return arrays[_index(obj["__nd__"], arrays)]
     if "__tensor__" in obj:
-        return TensorData(arrays[obj["__tensor__"]], str(obj["dtype"]), str(obj["device"]), bool(obj["requires_grad"]))
-    if "__tuple__" in obj:
-        return tuple(_from_plain(v, arrays) for v in obj["__tuple__"])
+        if not (isinstance(obj.get("dtype"), str) and isinstance(obj.get("device"), str)
+                and isinstance(obj.get("requires_grad"), bool)):
+            raise CodecError("a malformed tensor")
+        return TensorData(arrays[_index(obj["__tensor__"], arrays)], obj["dtype"][:20], obj["device"][:20],
+                          obj["requires_grad"])
+    if "__tuple__" in obj and isinstance(obj["__tuple__"], list):
+        return tuple(_from_plain(v, arrays, depth - 1) for v in obj["__tuple__"])
     if "__float__" in obj:
+        if obj["__float__"] not in ("nan", "inf", "-inf"):
+            raise CodecError("a malformed number")
         return float(obj["__float__"])
-    if "__dict__" in obj:
-        return {k: _from_plain(v, arrays) for k, v in obj["__dict__"].items()}
+    if "__dict__" in obj and isinstance(obj["__dict__"], dict):
+        return {k: _from_plain(v, arrays, depth - 1) for k, v in obj["__dict__"].items()}
     raise CodecError("a malformed value")
 
 
-# -- framing: each message is a JSON header and an optional binary body ------------------------------
-
-
-class FdReader:
-    """Reads framed messages from a raw pipe fd with a deadline (select + os.read)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._buf = bytearray()
-
-    def recv(self, timeout: float | None) -> tuple[dict, bytes]:
-        """One message, or ``TimeoutError`` after ``timeout`` seconds, or ``EOFError``."""
-        import os
-        import select
-        import time
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            msg = self._parse()
-            if msg is not None:
-                return msg
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise TimeoutError
-            ready, _, _ = select.select([self.fd], [], [], left)
-            if not ready:
-                raise TimeoutError
-            chunk = os.read(self.fd, 1 << 20)
-            if not chunk:
-                raise EOFError("peer closed the channel")
-            self._buf += chunk
-
-    def _parse(self) -> tuple[dict, bytes] | None:
-        if len(self._buf) < 12:
-            return None
-        head_len, body_len = struct.unpack_from("<IQ", self._buf, 0)
-        if head_len > 2**20 or body_len > MAX_MESSAGE_BYTES:
-            raise EOFError("message too large")
-        end = 12 + head_len + body_len
-        if len(self._buf) < end:
-            return None
-        try:
-            header = json.loads(bytes(self._buf[12 : 12 + head_len]))
-        except ValueError as err:
-            raise EOFError("malformed message") from err
-        body = bytes(self._buf[12 + head_len : end])
-        del self._buf[:end]
-        if not isinstance(header, dict):
-            raise EOFError("malformed message")
-        return header, body
-
-
-def write_fd(fd: int, header: dict, body: bytes = b"", timeout: float | None = None) -> None:
-    """Write one framed message to a raw fd; ``TimeoutError`` if the reader stalls past ``timeout``."""
-    import os
-    import select
-    import time
-
-    head = json.dumps(header).encode()
-    data = memoryview(struct.pack("<IQ", len(head), len(body)) + head + body)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while data:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [fd], [], left)[1]:
-                raise TimeoutError
-        n = os.write(fd, data[:4096] if deadline is not None else data)
-        data = data[n:]
+def _index(value: Any, arrays: list) -> int:
+    if type(value) is not int or not 0 <= value < len(arrays):
+        raise CodecError("a malformed value")
+    return value

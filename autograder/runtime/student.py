@@ -1,12 +1,14 @@
 """What runs as the student: the notebook's cells in order, then graded calls in forks of the final state.
 
-Cells run in this process, one after another, announcing each start to the resident process
-(``zygote``), which holds the deadlines: a cell that crashes, exits or hangs gets the whole process killed
-and the notebook is replayed without it, so a bad exploratory cell costs only itself. Graded calls run in a
-fork of the final state that serves calls one after another (one fork per kind of probe); a call that
-crashes or hangs takes only that fork with it, and the next call gets a fresh one, so a segfault or an endless
-loop costs only the call that caused it. This code shares the process with student code and is not
-trusted: the zygote enforces the hard limits.
+Cells run in this process, one after another, announcing each start to the zygote, which holds the deadlines:
+a cell that crashes, exits or hangs gets the whole process killed and the notebook is replayed without it, so a
+bad exploratory cell costs only itself. Graded calls run in call servers: forks of the final state, one per
+``key`` the grader names (calls of one kind share a server until one fails), so a segfault or an endless loop
+costs only the call that caused it and the next call gets a fresh fork. Inside a call, a probe may :func:`ask`
+the grader for a reference value (follow-through credit); the question travels the same pipes back.
+
+This code shares its process with student code and is not trusted: the zygote enforces every limit and the
+grader validates every message and value.
 """
 
 from __future__ import annotations
@@ -16,69 +18,101 @@ import linecache
 import os
 import resource
 import signal
+import time
 import traceback
 from typing import Any
 
-from .codec import CodecError, FdReader, decode, encode, write_fd
+from . import seccomp
+from .codec import CodecError, DecodeLimits, decode, encode
+from .protocol import (
+    Answer,
+    Ask,
+    Call,
+    CellDone,
+    CellsDone,
+    CellStart,
+    ErrorKind,
+    FdReader,
+    ProtocolError,
+    Reply,
+    StudentError,
+    TraceFrame,
+    forged,
+    parse,
+    send,
+)
 
 MAX_MESSAGE_CHARS = 500
+RELAY_SECONDS = 5.0  # how long a reader stalls before a relay gives up on it
+_asker: _Asker | None = None  # set in a call server while a call runs
 
 
-def run_submission(cells: list[dict], from_zygote: int, to_zygote: int) -> None:
-    """Execute ``cells`` (dicts with ``index`` and ``source``), then answer calls until the channel closes."""
+class AskError(RuntimeError):
+    """The grader could not answer an :func:`ask`."""
+
+
+def run_submission(cells: list[dict], from_zygote: int, to_zygote: int, limits: dict) -> None:
+    """Execute ``cells`` (dicts with ``index`` and ``source``), then relay calls until the channel closes."""
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     for cell in cells:
-        write_fd(to_zygote, {"op": "cell_start", "index": cell["index"]})
-        write_fd(to_zygote, {"op": "cell", "index": cell["index"], **_exec_cell(cell, ns)})
-    write_fd(to_zygote, {"op": "cells_done"})
-    _CallServer(ns, to_zygote).serve(FdReader(from_zygote))
+        send(to_zygote, CellStart(cell["index"]))
+        send(to_zygote, CellDone(cell["index"], _exec_cell(cell, ns)))
+    send(to_zygote, CellsDone())
+    _CallRelay(ns, to_zygote, int(limits["reply_bytes"])).serve(FdReader(from_zygote, int(limits["reply_bytes"])))
 
 
-def _exec_cell(cell: dict, ns: dict) -> dict:
+def _exec_cell(cell: dict, ns: dict) -> StudentError | None:
     filename = f"<cell {cell['index']}>"
     source = cell["source"]
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     try:
         exec(compile(source, filename, "exec"), ns)
     except BaseException as err:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are student errors too
-        return {"status": "failed", "error": describe_exception(err)}
-    return {"status": "ok"}
+        return describe_exception(err)
+    return None
 
 
-class _CallServer:
-    """Relays each call to a forked server for its key (one graded name), restarting it after a failure."""
+class _CallRelay:
+    """Relays each call to the call server for its key, and the server's questions to the grader."""
 
-    def __init__(self, ns: dict, to_zygote: int) -> None:
-        self.ns, self.to_zygote = ns, to_zygote
+    def __init__(self, ns: dict, to_zygote: int, max_body: int) -> None:
+        self.ns, self.to_zygote, self.max_body = ns, to_zygote, max_body
         self.servers: dict[str, tuple[int, int, FdReader]] = {}  # key -> pid, request fd, reply reader
 
-    def serve(self, reader: FdReader) -> None:
+    def serve(self, inbox: FdReader) -> None:
         while True:
             try:
-                header, body = reader.recv(None)
-            except EOFError:
+                header, body = inbox.recv(None)
+                call = parse(header, Call)
+            except (EOFError, ProtocolError):
                 os._exit(0)
-            reply, data = self._relay(header, body)
-            write_fd(self.to_zygote, reply, data)
+            reply, data = self._relay(call, body, inbox)
+            send(self.to_zygote, reply, data)
 
-    def _relay(self, header: dict, body: bytes) -> tuple[dict, bytes]:
-        key = str(header.get("key") or header.get("probe"))
-        seconds = float(header.get("seconds", 10))
-        if key not in self.servers:
-            self.servers[key] = self._fork_server()
-        pid, request_fd, replies = self.servers[key]
+    def _relay(self, call: Call, body: bytes, inbox: FdReader) -> tuple[Reply, bytes]:
+        if call.key not in self.servers:
+            self.servers[call.key] = self._fork_server()
+        pid, request_fd, replies = self.servers[call.key]
+        deadline = time.monotonic() + call.seconds
         try:
-            write_fd(request_fd, header, body, timeout=5)
-            return replies.recv(seconds)
-        except (TimeoutError, EOFError, OSError) as err:
-            del self.servers[key]
+            send(request_fd, call, body, timeout=RELAY_SECONDS)
+            while True:
+                header, data = replies.recv(max(0.0, deadline - time.monotonic()))
+                message = parse(header, Reply, Ask)
+                if isinstance(message, Reply):
+                    return message, data
+                send(self.to_zygote, message, data)  # a question for the grader, and back with its answer
+                answer, answer_body = inbox.recv(None)
+                send(request_fd, parse(answer, Answer), answer_body, timeout=RELAY_SECONDS)
+        except (TimeoutError, EOFError, OSError, ProtocolError) as err:
+            del self.servers[call.key]
             os.close(request_fd)
             os.close(replies.fd)
-            error = _reap(pid) if not isinstance(err, TimeoutError) else None
+            error = _reap(pid) if isinstance(err, EOFError) else forged(err) if isinstance(err, ProtocolError) else None
             _kill(pid)
             if error is None:
-                error = {"kind": "timeout", "message": f"it was stopped after {seconds:g} s"}
-            return {"ok": False, "error": error}, b""
+                error = StudentError(ErrorKind.TIMEOUT, message=f"it was stopped after {call.seconds:g} s")
+            return Reply(error), b""
 
     def _fork_server(self) -> tuple[int, int, FdReader]:
         req_r, req_w = os.pipe()
@@ -93,17 +127,48 @@ class _CallServer:
                     os.close(fd)
                     os.close(reader.fd)
                 _single_threaded()
-                requests = FdReader(req_r)
-                while True:
-                    header, body = requests.recv(None)
-                    _cpu_limit(float(header.get("seconds", 10)))
-                    reply, data = _answer(self.ns, header, body)
-                    write_fd(rep_w, reply, data)
+                _serve_calls(self.ns, FdReader(req_r, self.max_body), rep_w, self.max_body)
             finally:
                 os._exit(0)
         os.close(req_r)
         os.close(rep_w)
-        return pid, req_w, FdReader(rep_r)
+        return pid, req_w, FdReader(rep_r, self.max_body)
+
+
+def _serve_calls(ns: dict, requests: FdReader, out: int, max_body: int) -> None:
+    """A call server's loop: one probe per request, its value (or error) as the reply."""
+    global _asker
+    limits = DecodeLimits(max_bytes=max_body)
+    while True:
+        header, body = requests.recv(None)
+        call = parse(header, Call)
+        _cpu_limit(call.seconds)
+        _asker = _Asker(requests, out, limits)
+        reply, data = _answer(ns, call, body, limits)
+        _asker = None
+        send(out, reply, data)
+
+
+class _Asker:
+    """Sends an :class:`Ask` on the call server's reply pipe and reads the :class:`Answer` from its request pipe."""
+
+    def __init__(self, requests: FdReader, out: int, limits: DecodeLimits) -> None:
+        self.requests, self.out, self.limits = requests, out, limits
+
+    def __call__(self, probe: str, args: dict) -> Any:
+        send(self.out, Ask(probe), encode(args, self.limits))
+        header, body = self.requests.recv(None)
+        answer = parse(header, Answer)
+        if not answer.ok:
+            raise AskError(answer.error.message if answer.error else "no answer")
+        return decode(body, self.limits)
+
+
+def ask(probe: str, args: dict) -> Any:
+    """The grader's value of ``probe`` on the reference with ``args`` (only inside a call, for follow-through)."""
+    if _asker is None:
+        raise AskError("ask() works only inside a graded call")
+    return _asker(probe, args)
 
 
 def _single_threaded() -> None:
@@ -118,25 +183,23 @@ def _single_threaded() -> None:
             pass
 
 
-def _answer(ns: dict, header: dict, body: bytes) -> tuple[dict, bytes]:
+def _answer(ns: dict, call: Call, body: bytes, limits: DecodeLimits) -> tuple[Reply, bytes]:
     from .probes import run_probe
 
     try:
-        value = run_probe(header["probe"], ns, decode(body))
+        value = run_probe(call.probe, ns, decode(body, limits))
     except BaseException as err:  # noqa: BLE001
-        return {"ok": False, "error": describe_exception(err)}, b""
+        return Reply(describe_exception(err)), b""
     try:
-        return {"ok": True}, encode(value)
+        return Reply(), encode(value, limits)
     except CodecError as err:
-        return {"ok": False, "error": {"kind": "unsendable", "message": f"it returned {err}"}}, b""
+        return Reply(StudentError(ErrorKind.UNSENDABLE, message=f"it returned {err}")), b""
     except MemoryError:
-        return {"ok": False, "error": {"kind": "memory", "message": "its result did not fit in memory"}}, b""
+        return Reply(StudentError(ErrorKind.MEMORY, message="its result did not fit in memory")), b""
 
 
-def _reap(pid: int, wait: float = 1.0) -> dict | None:
+def _reap(pid: int, wait: float = 1.0) -> StudentError | None:
     """How ``pid`` ended, if it ends within ``wait`` seconds."""
-    import time
-
     end = time.monotonic() + wait
     while time.monotonic() < end:
         try:
@@ -149,7 +212,7 @@ def _reap(pid: int, wait: float = 1.0) -> dict | None:
     return None
 
 
-def describe_status(status: int) -> dict:
+def describe_status(status: int) -> StudentError:
     """A student-readable account of a wait status."""
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -160,10 +223,12 @@ def describe_status(status: int) -> dict:
             signal.SIGXFSZ: "writing a file larger than allowed",
             signal.SIGABRT: "an abort in native code",
             signal.SIGBUS: "a bus error (a crash in native code)",
+            signal.SIGSYS: "a forbidden system call",
         }
-        return {"kind": "crashed", "message": f"the process ended with {names.get(sig, signal.Signals(sig).name)}"}
+        return StudentError(ErrorKind.CRASHED,
+                            message=f"the process ended with {names.get(sig, signal.Signals(sig).name)}")
     code = os.WEXITSTATUS(status)
-    return {"kind": "crashed", "message": f"the process exited (exit code {code}, e.g. os._exit or sys.exit)"}
+    return StudentError(ErrorKind.CRASHED, message=f"the process exited (exit code {code}, e.g. os._exit or sys.exit)")
 
 
 def _kill(pid: int) -> None:
@@ -188,23 +253,26 @@ def _cpu_limit(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def describe_exception(err: BaseException) -> dict:
+def describe_exception(err: BaseException) -> StudentError:
     """Type, short message and the student's own traceback lines (cells only) of ``err``."""
-    kind = "exception"
-    if isinstance(err, MemoryError):
-        kind = "memory"
-    elif getattr(err, "dlgrade_missing", False):
-        kind = "missing"
+    kind = ErrorKind.EXCEPTION
     message = str(err)
+    denied = seccomp.denied_call(getattr(err, "errno", None)) if isinstance(err, OSError) else None
+    if isinstance(err, MemoryError):
+        kind = ErrorKind.MEMORY
+    elif getattr(err, "dlgrade_missing", False):
+        kind = ErrorKind.MISSING
+    elif denied:
+        kind, message = ErrorKind.FORBIDDEN, denied
     if len(message) > MAX_MESSAGE_CHARS:
         message = message[:MAX_MESSAGE_CHARS] + " ..."
     frames = []
     try:
         for frame in traceback.extract_tb(err.__traceback__, limit=200):
             if frame.filename.startswith("<cell "):
-                frames.append([frame.filename, frame.lineno, frame.name, (frame.line or "")[:200]])
+                frames.append(TraceFrame(frame.filename, frame.lineno or 0, frame.name, (frame.line or "")[:200]))
     except RecursionError:
         pass
     if len(frames) > 6:
         frames = frames[:3] + frames[-3:]
-    return {"kind": kind, "type": type(err).__name__, "message": message, "frames": frames}
+    return StudentError(kind, type(err).__name__, message, tuple(frames))

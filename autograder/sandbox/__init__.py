@@ -1,0 +1,12 @@
+"""The sandbox: the one package that starts processes running student code (``worker.py``), and what it needs.
+
+``limits`` (the budgets), ``bwrap`` (the filesystem view and namespaces), ``cgroups`` (memory and PID limits on
+v1 and v2), ``protections`` (what this machine provides). The code that runs inside is ``autograder/runtime``.
+"""
+
+from .doctor import Protection, has_gpu, protection_table, protections
+from .limits import GIB, Limits
+from .worker import CallResult, SandboxError, Worker
+
+__all__ = ["GIB", "CallResult", "Limits", "Protection", "SandboxError", "Worker", "has_gpu", "protection_table",
+           "protections"]

@@ -1,0 +1,224 @@
+"""A memory and PID cgroup per worker, on cgroup v1 or v2, so that a submission cannot take the machine down.
+
+- v1 (this project's machine): one folder under ``/sys/fs/cgroup/memory`` and one under ``/sys/fs/cgroup/pids``;
+  limits in ``memory.limit_in_bytes`` and ``pids.max``; OOM kills counted in ``memory.oom_control``.
+- v2 (current Debian, Ubuntu, Kubernetes nodes, CI runners): one folder below the grader's own cgroup, or below a
+  folder delegated to the grader (``DLGRADE_CGROUP``); ``memory`` and ``pids`` enabled in the parent's
+  ``cgroup.subtree_control`` (the grader's processes move into a leaf first, as v2 allows controllers only where
+  no process lives); limits in ``memory.max``, ``memory.swap.max`` and ``pids.max``; OOM kills in
+  ``memory.events``; ``cgroup.kill`` empties a group at once.
+
+Every path is relative to a root given to :func:`find` (a temporary folder laid out like cgroupfs, in the tests).
+Groups are named ``dlgrade-<grader pid>-<worker>-<n>``; groups of graders that died are removed on the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PREFIX = "dlgrade-"
+SUPERVISOR = "dlgrade-supervisor"
+
+
+@dataclass
+class Group:
+    """One worker's cgroup: its folders (one per v1 controller, one on v2)."""
+
+    folders: tuple[Path, ...]
+    version: int
+
+    def join(self, pid: int | None = None) -> None:
+        """Move ``pid`` (default: this process) into the group."""
+        for folder in self.folders:
+            (folder / "cgroup.procs").write_text(str(pid or os.getpid()))
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed in this group for lack of memory."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        for folder in self.folders:
+            try:
+                for line in (folder / name).read_text().splitlines():
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
+
+    def destroy(self) -> None:
+        """Kill every process in the group and remove it."""
+        for folder in self.folders:
+            _empty(folder)
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+@dataclass
+class Hierarchy:
+    """Where worker groups are made, and how."""
+
+    version: int
+    parents: tuple[Path, ...]  # v1: the memory and pids roots; v2: the one parent folder
+
+    @property
+    def description(self) -> str:
+        return f"cgroup v{self.version} ({', '.join(str(p) for p in self.parents)})"
+
+    def create(self, name: str, memory_bytes: int, pids: int) -> Group:
+        """A new group with these limits; OSError if the kernel refuses."""
+        folders = tuple(parent / name for parent in self.parents)
+        group = Group(folders, self.version)
+        try:
+            for folder in folders:
+                folder.mkdir()
+            if self.version == 2:
+                (folders[0] / "memory.max").write_text(str(memory_bytes))
+                _write_if_present(folders[0] / "memory.swap.max", "0")
+                (folders[0] / "pids.max").write_text(str(pids))
+            else:
+                memory, pid_folder = folders
+                (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+                _write_if_present(memory / "memory.memsw.limit_in_bytes", str(memory_bytes))
+                (pid_folder / "pids.max").write_text(str(pids))
+        except OSError:
+            group.destroy()
+            raise
+        return group
+
+    def remove_stale(self) -> None:
+        """Remove the groups of graders that are no longer running."""
+        for parent in self.parents:
+            for folder in parent.glob(f"{PREFIX}[0-9]*-*"):
+                owner = folder.name[len(PREFIX):].split("-")[0]
+                if owner.isdigit() and not _alive(int(owner)):
+                    Group((folder,), self.version).destroy()
+
+
+def find(root: Path = Path("/sys/fs/cgroup"), delegated: Path | None = None,
+         self_cgroup: Path = Path("/proc/self/cgroup")) -> tuple[Hierarchy | None, str]:
+    """The hierarchy to make worker groups in, or None and why not."""
+    if delegated is not None:
+        return _v2_parent(delegated, move_processes=False)
+    memory, pids = root / "memory", root / "pids"
+    if (memory / "memory.limit_in_bytes").exists() and (pids / "cgroup.procs").exists():
+        problem = _probe_writable(memory) or _probe_writable(pids)
+        if problem is None:
+            return Hierarchy(1, (memory, pids)), ""
+        return None, f"cgroup v1: {problem}"
+    mount = root if (root / "cgroup.controllers").exists() else root / "unified"
+    if not (mount / "cgroup.controllers").exists():
+        return None, "no cgroup v1 memory/pids controllers and no cgroup v2 mount"
+    own = _own_v2_path(self_cgroup)
+    if own is None:
+        return None, f"cgroup v2: this process's cgroup is not listed in {self_cgroup}"
+    return _v2_parent(mount / own.lstrip("/"), move_processes=True)
+
+
+def _v2_parent(parent: Path, move_processes: bool) -> tuple[Hierarchy | None, str]:
+    try:
+        available = (parent / "cgroup.controllers").read_text().split()
+    except OSError as err:
+        return None, f"cgroup v2: cannot read {parent / 'cgroup.controllers'} ({err.strerror})"
+    missing = [c for c in ("memory", "pids") if c not in available]
+    if missing:
+        return None, f"cgroup v2: the {' and '.join(missing)} controller(s) are not available in {parent}"
+    try:
+        _enable_controllers(parent, move_processes)
+    except OSError as err:
+        return None, (f"cgroup v2: cannot enable memory and pids below {parent} ({err.strerror}); give the grader a "
+                      "delegated cgroup with DLGRADE_CGROUP")
+    problem = _probe_writable(parent)
+    if problem:
+        return None, f"cgroup v2: {problem}"
+    return Hierarchy(2, (parent,)), ""
+
+
+def _enable_controllers(parent: Path, move_processes: bool) -> None:
+    control = parent / "cgroup.subtree_control"
+    enabled = control.read_text().split() if control.exists() else []
+    if "memory" in enabled and "pids" in enabled:
+        return
+    try:
+        control.write_text("+memory +pids")
+        return
+    except OSError:
+        if not move_processes:
+            raise
+    # "no internal processes": v2 enables controllers for children only of a cgroup without processes, so the
+    # grader (and whatever shares its cgroup) moves into a leaf first
+    leaf = parent / SUPERVISOR
+    leaf.mkdir(exist_ok=True)
+    for pid in (parent / "cgroup.procs").read_text().split():
+        try:
+            (leaf / "cgroup.procs").write_text(pid)
+        except OSError:  # a kernel thread or a process that just ended
+            pass
+    control.write_text("+memory +pids")
+
+
+def _own_v2_path(self_cgroup: Path) -> str | None:
+    try:
+        for line in self_cgroup.read_text().splitlines():
+            hierarchy, _, rest = line.partition(":")
+            controllers, _, path = rest.partition(":")
+            if hierarchy == "0" and controllers == "":
+                return path
+    except OSError:
+        return None
+    return None
+
+
+def _probe_writable(parent: Path) -> str | None:
+    probe = parent / f"{PREFIX}probe-{os.getpid()}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as err:
+        return f"{parent} is not writable here ({err.strerror})"
+    return None
+
+
+def _write_if_present(path: Path, text: str) -> None:
+    if path.exists():
+        try:
+            path.write_text(text)
+        except OSError:
+            pass
+
+
+def _empty(folder: Path) -> None:
+    kill = folder / "cgroup.kill"
+    if kill.exists():
+        try:
+            kill.write_text("1")
+        except OSError:
+            pass
+    for _ in range(100):
+        try:
+            pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

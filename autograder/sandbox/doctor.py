@@ -1,0 +1,128 @@
+"""Which isolation guarantees this machine provides: the table ``dlgrade doctor`` and ``dlgrade grade`` print."""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import settings
+from ..runtime import seccomp
+from . import bwrap, cgroups
+
+PROCESS = "separate process, plain data only"
+NETWORK = "no network"
+VIEW = "filesystem view without solutions/tests"
+PRIVATE_TMP = "private /tmp and PID namespace"
+USER = "unprivileged user"
+FILTER = "syscall filter"
+LIMITS = "limits: time, CPU, memory, files"
+PROCESSES = "limit on processes"
+CGROUP = "memory and PID cgroup"
+NO_CHANNEL = "nothing passes between submissions"
+
+
+@dataclass(frozen=True)
+class Protection:
+    """One isolation guarantee and whether this machine provides it."""
+
+    name: str
+    active: bool
+    how: str
+
+
+@functools.lru_cache(maxsize=1)
+def cgroup_hierarchy() -> tuple[cgroups.Hierarchy | None, str]:
+    """Where worker cgroups go (found once per process), or None and why not."""
+    config = settings.current()
+    if config.no_cgroup:
+        return None, "switched off (DLGRADE_NO_CGROUP)"
+    if os.geteuid() != 0 and config.cgroup is None:
+        return None, "the grader is not root (or give it a delegated cgroup v2 folder with DLGRADE_CGROUP)"
+    hierarchy, reason = cgroups.find(Path("/sys/fs/cgroup"), config.cgroup)
+    if hierarchy is not None:
+        hierarchy.remove_stale()
+    return hierarchy, reason
+
+
+def has_gpu() -> bool:
+    """Whether NVIDIA device files exist (then the sandbox passes them through and cannot cap address space)."""
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def filter_off() -> str | None:
+    """Why student processes get no syscall filter here, or None."""
+    if settings.current().no_seccomp:
+        return "switched off (DLGRADE_NO_SECCOMP)"
+    return seccomp.unavailable()
+
+
+def protections() -> list[Protection]:
+    """The isolation table printed by ``dlgrade doctor`` and recorded with every batch."""
+    namespaces = bool(bwrap.path())
+    ns_how = "bubblewrap namespaces" if namespaces else bwrap.why_not()
+    root = os.geteuid() == 0
+    hierarchy, cgroup_reason = cgroup_hierarchy()
+    no_filter = filter_off()
+    if root:
+        processes = "RLIMIT_NPROC of the student's uid" + (" and the pids cgroup" if hierarchy else "")
+    else:
+        processes = "the pids cgroup" if hierarchy else "RLIMIT_NPROC would count the grader's own processes"
+    if namespaces:
+        channel = "private /tmp and /dev/shm emptied"
+        channel += "; IPC objects and keyrings of the uid cleared" if root else ""
+    elif root:
+        channel = "every world-writable folder swept; IPC objects and keyrings of the uid cleared"
+    else:
+        channel = "student code runs as the grader's user, with no namespaces"
+    return [
+        Protection(PROCESS, True, "fork per cell and per call; JSON + .npy"),
+        Protection(NETWORK, namespaces, ns_how),
+        Protection(VIEW, namespaces, ns_how),
+        Protection(PRIVATE_TMP, namespaces, ns_how),
+        Protection(USER, root, "setuid to a per-worker uid" if root else "grader is not root"),
+        Protection(FILTER, no_filter is None, "seccomp: no keyrings, IPC, namespaces, mounts, io_uring, bpf, ptrace"
+                   if no_filter is None else no_filter),
+        Protection(LIMITS, True, "deadlines + rlimits" + ("; memory by cgroup only (GPU)" if has_gpu() else "")),
+        Protection(PROCESSES, root or hierarchy is not None, processes),
+        Protection(CGROUP, hierarchy is not None, hierarchy.description if hierarchy else cgroup_reason),
+        Protection(NO_CHANNEL, namespaces or root, channel),
+    ]
+
+
+def private_python() -> str | None:
+    """The folder that keeps student processes from reading the Python installation, when they run as another uid
+    without bubblewrap (then they can import only what the sandbox imported before them), or None."""
+    if bwrap.path() or os.geteuid() != 0:
+        return None
+    for folder in (Path(os.__file__).resolve().parent, Path(sys.prefix).resolve()):
+        for part in [*reversed(folder.parents), folder]:
+            try:
+                mode = part.stat().st_mode
+            except OSError:
+                continue
+            if not mode & stat.S_IXOTH or (part == folder and not mode & stat.S_IROTH):
+                return str(part)
+    return None
+
+
+def protection_table(rows: Sequence[Protection] | None = None) -> str:
+    """The protections as an aligned text table."""
+    rows = protections() if rows is None else rows
+    width = max(len(p.name) for p in rows)
+    table = "\n".join(f"  {'on ' if p.active else 'OFF'}  {p.name.ljust(width)}  ({p.how})" for p in rows)
+    active = {p.name: p.active for p in rows}
+    if not active.get(VIEW, True) and not active.get(USER, True):
+        table += ("\n  WARNING: student code runs as this user: a submission could copy the reference solutions "
+                  "and change other students' results. Grade where bubblewrap works, or as root (README, \"What the "
+                  "grader promises\").")
+    private = private_python() if rows is None else None
+    if private:
+        table += (f"\n  WARNING: student code cannot read the Python installation ({private} is private to its owner): "
+                  "it can use only the modules the sandbox imported first. Install Python and the grading "
+                  "environment where every user can read them (as the grading image does).")
+    return table

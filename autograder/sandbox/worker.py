@@ -1,0 +1,289 @@
+"""The trust boundary: the only code that starts processes which run student code.
+
+A :class:`Worker` is one resident sandboxed process (``runtime/zygote.py``) with the assignment's libraries
+already imported. Where the machine allows it, it runs under bubblewrap (``bwrap.py``), in a memory and PID cgroup
+(``cgroups.py``); student code runs as an unprivileged uid (when the grader is root), under rlimits and a
+syscall filter. Only :mod:`protocol` frames and :mod:`codec` values cross back, both validated here.
+
+One submission at a time: :meth:`Worker.run_notebook` starts it and its wall-clock budget
+(``Limits.submission_seconds``), :meth:`Worker.call` runs graded calls within what is left of it, and
+:meth:`Worker.end_submission` removes everything it left. If the sandbox itself dies meanwhile (a memory-cgroup
+kill, say), the worker restarts, replays the notebook, and only the call that was running is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import settings
+from ..runtime.codec import CodecError, DecodeLimits, decode, encode
+from ..runtime.protocol import (
+    Answer,
+    Ask,
+    Call,
+    End,
+    Ended,
+    ErrorKind,
+    Failed,
+    FdReader,
+    ProtocolError,
+    Ready,
+    Reply,
+    Start,
+    Started,
+    StudentError,
+    parse,
+    send,
+)
+from . import bwrap, cgroups
+from .doctor import cgroup_hierarchy, filter_off, has_gpu
+from .limits import Limits
+
+RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
+MAX_RESTARTS = 2  # per submission: after that, the remaining calls fail without trying
+MAX_ASKS = 100_000  # follow-through questions in one call
+
+AskHandler = Callable[[str, Any], Any]  # (probe, decoded arguments) -> plain value; raise to refuse
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the student's code)."""
+
+
+@dataclass
+class CallResult:
+    """What a call into the student's process gave back: a value, or an error for feedback."""
+
+    ok: bool
+    value: Any = None
+    error: StudentError | None = None
+
+
+@dataclass
+class _Submission:
+    cells: list[dict]
+    deadline: float
+    restarts: int = 0
+
+
+class Worker:
+    """One warm sandboxed process that runs submissions one after another."""
+
+    def __init__(self, index: int = 0, limits: Limits | None = None, preload: Sequence[str] = ("numpy",),
+                 hide: Sequence[Path] = (), warm_torch: bool = False) -> None:
+        self.index = index
+        self.limits = limits or Limits()
+        self.preload = tuple(preload)
+        self.warm_torch = warm_torch
+        self.hide = [Path(p).resolve() for p in hide]
+        self.proc: subprocess.Popen | None = None
+        self.ready: Ready | None = None
+        self._reader: FdReader | None = None
+        self._group: cgroups.Group | None = None
+        self._scratch: Path | None = None
+        self._submission: _Submission | None = None
+        self._decode = DecodeLimits(max_bytes=self.limits.reply_bytes)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def __enter__(self) -> Worker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the resident process and wait until its libraries are imported."""
+        self._scratch = Path(tempfile.mkdtemp(prefix="dlgrade-worker-"))
+        runtime = self._scratch / "lib" / "dlgrade_runtime"
+        shutil.copytree(RUNTIME_DIR, runtime, ignore=shutil.ignore_patterns("__pycache__"))
+        sandboxed = bwrap.path()
+        if not sandboxed and os.geteuid() == 0:
+            os.chmod(self._scratch, 0o755)
+        cfg = {"workdir": "/tmp/work" if sandboxed else str(self._scratch / "work"),
+               "uid": settings.current().uid_base + self.index, "gid": settings.current().uid_base + self.index,
+               "preload": list(self.preload), "warm_torch": self.warm_torch, "private_tmp": bool(sandboxed),
+               "gpu": has_gpu(), "seccomp": filter_off() is None, "debug": settings.current().debug}
+        argv = [sys.executable, "-s", "-m", "dlgrade_runtime.zygote", json.dumps(cfg)]
+        if sandboxed:
+            argv = [sandboxed, *bwrap.arguments(runtime, [*self.hide, Path(__file__).resolve().parents[1]]), *argv]
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONPATH": bwrap.RUNTIME_MOUNT if sandboxed else str(runtime.parent), "HOME": "/tmp",
+            "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": "/tmp/.matplotlib" if sandboxed else str(self._scratch / "matplotlib"),
+        }
+        self._group = self._make_group()
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=None if settings.current().debug else subprocess.DEVNULL,
+            env=env, cwd="/", preexec_fn=self._before_exec, start_new_session=True,
+        )
+        self._reader = FdReader(self.proc.stdout.fileno(), max(self.limits.reply_bytes, 64 * 2**20))
+        try:
+            header, _ = self._reader.recv(120)
+            self.ready = parse(header, Ready)
+        except (TimeoutError, EOFError, ProtocolError) as err:
+            self.close()
+            raise SandboxError("the sandboxed worker did not start (run `dlgrade doctor`)") from err
+        if self.ready.broken:
+            self.close()
+            raise SandboxError(f"student code cannot run on this machine: {self.ready.broken}. Nothing was graded; "
+                               "fix the environment (in a container: is its / readable by all?) and run again.")
+
+    def close(self) -> None:
+        """Stop the worker and everything under it."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                stream.close()
+            self.proc = None
+        if self._group is not None:
+            self._group.destroy()
+            self._group = None
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
+
+    def restart(self) -> None:
+        """Replace a worker whose process died or stopped answering."""
+        self.close()
+        self.start()
+
+    def _make_group(self) -> cgroups.Group | None:
+        hierarchy, _ = cgroup_hierarchy()
+        if hierarchy is None:
+            return None
+        name = f"{cgroups.PREFIX}{os.getpid()}-{self.index}-{time.monotonic_ns()}"
+        try:
+            return hierarchy.create(name, self.limits.cgroup_memory, self.limits.cgroup_pids)
+        except OSError:
+            return None
+
+    def _before_exec(self) -> None:
+        # the zygote (and bubblewrap) should never be the OOM killer's choice; student processes raise their own
+        # score to the maximum, which is enough where lowering ours is not allowed (no CAP_SYS_RESOURCE)
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("-1000")
+        except OSError:
+            pass
+        if self._group is not None:
+            self._group.join()
+
+    # -- talking to it ------------------------------------------------------------------------------
+    def _send(self, message: Start | Call | Answer | End, body: bytes = b"") -> None:
+        if self.proc is None:
+            raise SandboxError("worker not started")
+        send(self.proc.stdin.fileno(), message, body, timeout=30)
+
+    def _recv(self, timeout: float, *expected: type) -> tuple[Any, bytes]:
+        header, body = self._reader.recv(timeout)
+        message = parse(header, Failed, *expected)
+        if isinstance(message, Failed):
+            raise SandboxError(f"the sandbox failed: {message.message}")
+        return message, body
+
+    def run_notebook(self, cells: list[dict]) -> Started:
+        """Start a submission (and its time budget): run its cells in a fresh student process."""
+        self._submission = _Submission(cells, time.monotonic() + self.limits.submission_seconds)
+        try:
+            return self._run_cells()
+        except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError) as err:
+            self.restart()
+            raise SandboxError(f"the sandbox stopped while running the notebook ({type(err).__name__})") from err
+
+    def _run_cells(self) -> Started:
+        submission = self._submission
+        seconds = min(self.limits.notebook_seconds, max(0.0, submission.deadline - time.monotonic()))
+        limits = self.limits.as_dict() | {"notebook_seconds": seconds}
+        self._send(Start(limits), json.dumps(submission.cells).encode())
+        started, body = self._recv(self.limits.grader_wait(seconds) + 30, Started)
+        return started.with_body(body)
+
+    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None,
+             on_ask: AskHandler | None = None) -> CallResult:
+        """Run ``probe`` on the student's namespace in the call server for ``key`` (default: the probe's name).
+
+        Never raises for what the student's code does: errors come back as ``CallResult(ok=False, error=...)``.
+        ``on_ask`` answers the probe's follow-through questions with the reference's values."""
+        left = self._left()
+        if left <= 0:
+            return CallResult(False, error=StudentError(ErrorKind.BUDGET, message=(
+                f"grading this notebook used up its time budget ({self.limits.submission_seconds:g} s in all)")))
+        seconds = min(float(seconds or self.limits.call_seconds), left)
+        oom_before = self._group.oom_kills() if self._group else 0
+        try:
+            return self._call(Call(probe, seconds, key or probe), encode(args), on_ask)
+        except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError):
+            ran_out = self._group is not None and self._group.oom_kills() > oom_before
+            self._recover()
+            cause = "the notebook used more memory than allowed" if ran_out else "it stopped answering"
+            return CallResult(False, error=StudentError(ErrorKind.DEAD, message=(
+                f"the sandbox was restarted while running this test ({cause}); later tests ran in a fresh one")))
+
+    def _call(self, call: Call, body: bytes, on_ask: AskHandler | None) -> CallResult:
+        self._send(call, body)
+        deadline = time.monotonic() + self.limits.grader_wait(call.seconds)
+        for _ in range(MAX_ASKS):
+            message, data = self._recv(max(0.0, deadline - time.monotonic()), Reply, Ask)
+            if isinstance(message, Reply):
+                if not message.ok:
+                    return CallResult(False, error=message.error)
+                try:
+                    return CallResult(True, value=decode(data, self._decode))
+                except CodecError as err:
+                    return CallResult(False, error=StudentError(ErrorKind.UNSENDABLE, message=f"it returned {err}"))
+            answer, answer_body = self._answer(message, data, on_ask)
+            self._send(answer, answer_body)
+        raise ProtocolError("too many follow-through questions in one call")
+
+    def _answer(self, ask: Ask, data: bytes, on_ask: AskHandler | None) -> tuple[Answer, bytes]:
+        """The reference's value for a follow-through question, or a refusal (never an exception)."""
+        if on_ask is None:
+            return Answer(StudentError(ErrorKind.EXCEPTION, message="no follow-through in this test")), b""
+        try:
+            return Answer(), encode(on_ask(ask.probe, decode(data, self._decode)), self._decode)
+        except Exception as err:  # noqa: BLE001 - the helper's caller passed arguments the reference refuses
+            return Answer(StudentError(ErrorKind.EXCEPTION, type(err).__name__, str(err)[:300])), b""
+
+    def _left(self) -> float:
+        if self._submission is None:
+            return self.limits.submission_seconds
+        return self._submission.deadline - time.monotonic()
+
+    def _recover(self) -> None:
+        """After the sandbox died mid-submission: a fresh worker with the notebook replayed (a few times at most)."""
+        self.restart()
+        submission = self._submission
+        if submission is None or submission.restarts >= MAX_RESTARTS:
+            return
+        submission.restarts += 1
+        try:
+            self._run_cells()
+        except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError):
+            self.restart()
+
+    def end_submission(self) -> None:
+        """Kill whatever the submission left behind and wipe its traces."""
+        self._submission = None
+        try:
+            self._send(End())
+            self._recv(60, Ended)
+        except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError):
+            self.restart()

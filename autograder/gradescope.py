@@ -86,7 +86,9 @@ log=$course/grader.log
 chmod -R go-rwx "$project" 2>/dev/null || true
 dest=$course/submitted/student/$assignment
 mkdir -p "$dest"
-find "$root/submission" -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' -exec cp -- {} "$dest/" \\; 2>/dev/null
+# links are copied as links (never followed: one could point at the instructor's files), and dlgrade refuses them
+find "$root/submission" -name '*.ipynb' \\( -type f -o -type l \\) -not -path '*/.ipynb_checkpoints/*' \\
+  -exec cp -P -- {} "$dest/" \\; 2>/dev/null
 
 export DLGRADE_HOME=$project PYTHONPATH=$project${PYTHONPATH:+:$PYTHONPATH}
 "$python" -m autograder grade "$course" --assignment "$assignment" --force >"$log" 2>&1

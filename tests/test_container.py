@@ -374,6 +374,17 @@ def test_gradescope_run_autograder_always_leaves_a_results_json(bundle: Path, tm
     assert "not your fault" in broken["output"] and "reference solution" in broken["output"]
 
 
+@pytest.mark.slow
+def test_gradescope_run_autograder_refuses_an_uploaded_link_without_following_it(bundle: Path, tmp_path) -> None:
+    """An upload whose notebook is a link to the instructor's source notebook (unzip recreates links) is copied
+    as a link and refused: zero with the reason, not full marks."""
+    root = unpack(bundle, tmp_path / "link")
+    (root / "submission").joinpath(course.notebook_name(A1)).symlink_to(
+        root / "source" / "dlgrade" / "source" / A1 / course.notebook_name(A1))
+    document = run_autograder(root)
+    assert document["score"] == 0 and "symbolic link" in document["output"]
+
+
 @pytest.mark.container
 @pytest.mark.slow
 def test_gradescope_bundle_sets_up_and_grades_in_a_bare_container(request, image, bundle, demo_course,

@@ -1,7 +1,7 @@
 """Grading a whole course folder in nbgrader's layout, fast, resumably, and in shards.
 
 ``submitted/<student>/<assignment>/<notebook>.ipynb`` -> ``graded/<student>/<assignment>/results.json``
-(+ ``feedback.html``), then ``grades.csv``, ``grades.png`` and nbgrader's ``gradebook.db``. Each worker
+(+ ``feedback.html``), then ``grades.csv``, ``grades.svg`` and nbgrader's ``gradebook.db``. Each worker
 thread owns one warm sandbox; reference outputs are cached in the shared graders.
 """
 
@@ -145,14 +145,17 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
          log: Callable[[str], None]) -> None:
     assignments = sorted({j.assignment for j in todo})
-    graders = {a: Grader(a) for a in assignments}
     preload, warm_torch = course.sandbox_imports(assignments)
+    workers = [Worker(i, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch)
+               for i in range(min(n_workers, len(todo)))]
+    for worker in workers:  # the sandboxes import their libraries while the graders load checks and references
+        worker.launch()
+    graders = {a: Grader(a) for a in assignments}
     pending: queue.Queue[Job] = queue.Queue()
     for job in todo:
         pending.put(job)
     progress = Progress(len(todo), "grading")
     lock = threading.Lock()
-    live: list[Worker] = []
 
     def finish(job: Job, result: SubmissionResult) -> None:
         write_result(job.out, result)
@@ -160,15 +163,12 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
             summary.graded.append(result)
         progress.advance(f"{for_terminal(job.student)} {job.assignment}: {result.score:g}/{result.max_score:g}")
 
-    def work(index: int) -> None:
-        worker = Worker(index, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch)
-        with lock:
-            live.append(worker)
+    def work(worker: Worker) -> None:
         try:
-            worker.start()
+            worker.wait_ready()
         except Exception as err:  # noqa: BLE001 - reported, other workers go on
             with lock:
-                summary.errors.append(f"worker {index} could not start: {err}")
+                summary.errors.append(f"worker {worker.index} could not start: {err}")
             return
         try:
             while True:
@@ -196,16 +196,18 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
         finally:
             worker.close()
 
-    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(min(n_workers, len(todo)))]
+    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
     finally:  # also on Ctrl-C or SIGTERM: no sandbox, process or cgroup outlives the batch
-        for worker in list(live):
+        for worker in workers:
             worker.close()
         progress.close()
+        for grader in graders.values():
+            grader.reference.cache.save()
     if not pending.empty():
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
@@ -223,7 +225,7 @@ def collect(course_dir: Path) -> list[SubmissionResult]:
 
 
 def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) -> list[SubmissionResult]:
-    """grades.csv, grades.png and the gradebook from every stored result (also ``dlgrade merge``)."""
+    """grades.csv, grades.svg and the gradebook from every stored result (also ``dlgrade merge``)."""
     results = collect(course_dir)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -235,7 +237,7 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     if results:
         from .plots import score_histogram
 
-        score_histogram(results, course_dir / "grades.png")
+        score_histogram(results, course_dir / "grades.svg")
     gradebook = course_dir / "gradebook.db"
     if gradebook.is_file() and results:
         from .gradebook import record
@@ -247,7 +249,7 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
 
 
 def give_to_course_owner(course_dir: Path) -> None:
-    """As root (the grading image), hand what the grader wrote (``graded/``, ``grades.csv``, ``grades.png``) to the
+    """As root (the grading image), hand what the grader wrote (``graded/``, ``grades.csv``, ``grades.svg``) to the
     owner of the course folder, so that the TA who mounted it can edit and delete it."""
     if os.geteuid() != 0:
         return
@@ -258,7 +260,7 @@ def give_to_course_owner(course_dir: Path) -> None:
     if owner.st_uid == 0:
         return
     graded = course_dir / "graded"
-    paths = [course_dir / "grades.csv", course_dir / "grades.png"]
+    paths = [course_dir / "grades.csv", course_dir / "grades.svg"]
     if graded.is_dir():
         paths += [graded, *graded.rglob("*")]
     for path in paths:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import course
 from .checking import student_error
-from .notebook import NotebookError, cells_to_run, read_cells
+from .notebook import Cell, NotebookError, cells_to_run, demo_cells, read_cells
 from .sandbox import Worker
 
 
@@ -20,23 +20,36 @@ class PublicTest:
     message: str = ""
 
 
-def guess_assignment(notebook: Path) -> str:
-    """The assignment whose notebook has this file's name (tolerating upload renames like ``x (1).ipynb``)."""
+def assignment_of(notebook: Path, cells: list[Cell]) -> str | None:
+    """The course assignment this notebook belongs to: by its file name (tolerating renames like ``x (1).ipynb``),
+    else by its graded cells; None for a notebook of no known assignment."""
     stem = notebook.name.split(" (")[0].removesuffix(".ipynb")
     for assignment, name in course.ASSIGNMENTS.items():
         if name.removesuffix(".ipynb") == stem:
             return assignment
-    raise NotebookError(f"cannot tell which assignment {notebook.name!r} belongs to; pass --assignment")
+    ids = {c.grade_id for c in cells if c.grade_id}
+    for assignment in course.available():
+        if set(course.suite(assignment).functions) <= ids:
+            return assignment
+    return None
 
 
 def check_notebook(notebook: Path) -> list[PublicTest]:
-    """Run the notebook with its visible test cells; one :class:`PublicTest` per test cell."""
+    """Run the notebook with its visible test cells; one :class:`PublicTest` per test cell.
+
+    As in grading, the release's own demonstration cells (plots, worked examples) are skipped: the public tests
+    need only the notebook's imports and functions."""
     cells = read_cells(notebook)
     tests = [c for c in cells if c.role == "test"]
     if not tests:
         raise NotebookError("this notebook has no visible test cells (was its nbgrader metadata removed?)")
-    with Worker(hide=course.secret_paths(), preload=("numpy", "torch")) as worker:
-        run = worker.run_notebook(cells_to_run(cells, include_tests=True))
+    assignment = assignment_of(notebook, cells)
+    preload, demo = ("numpy",), frozenset()
+    if assignment is not None and course.released_notebook(assignment).is_file():
+        preload = course.sandbox_imports([assignment])[0]
+        demo = demo_cells(course.released_notebook(assignment))
+    with Worker(hide=course.secret_paths(), preload=preload) as worker:
+        run = worker.run_notebook(cells_to_run(cells, include_tests=True, demo_sources=demo))
         worker.end_submission()
     reports = {r.index: r for r in run.cells}
     results = []

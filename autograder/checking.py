@@ -22,6 +22,7 @@ import numpy as np
 
 from . import policy
 from .compare import Hint, compare
+from .refcache import ReferenceCache
 from .runtime.codec import decode, encode
 from .runtime.probes import run_probe
 from .runtime.protocol import ErrorKind, StudentError
@@ -61,22 +62,45 @@ _REFERENCE_LOCK = threading.Lock()  # torch's global RNG: one reference computat
 
 
 class ReferenceSide:
-    """The reference solution, in the grader's process, with results cached across submissions."""
+    """The reference solution, in the grader's process, its outputs cached across submissions (in memory, and on
+    disk when given a :class:`ReferenceCache`). The module is imported only when a value is not cached."""
 
-    def __init__(self, module: ModuleType) -> None:
-        self.module = module
-        self._local = LocalSide(vars(module))
-        self._cache: dict[tuple[str, str], Any] = {}
+    def __init__(self, module: ModuleType | Callable[[], ModuleType], cache: ReferenceCache | None = None) -> None:
+        self._module = module if isinstance(module, ModuleType) else None
+        self._load = None if isinstance(module, ModuleType) else module
+        self.cache = cache
+        self._memory: dict[str, Any] = {}
+
+    @property
+    def module(self) -> ModuleType:
+        if self._module is None:
+            self._module = self._load()
+        return self._module
+
+    @property
+    def _local(self) -> LocalSide:
+        return LocalSide(vars(self.module))
 
     def call(self, probe: str, args: dict) -> Any:
-        key = (probe, hashlib.sha256(encode(args)).hexdigest())
+        key = f"{probe}:{hashlib.sha256(encode(args)).hexdigest()}"
         with _REFERENCE_LOCK:
-            if key not in self._cache:
-                reply = self._local.call(probe, args)
-                if not reply.ok:
-                    raise RuntimeError(f"the reference failed on {probe}: {reply.error}")
-                self._cache[key] = reply.value
-            return self._cache[key]
+            if key not in self._memory:
+                found, value = self.cache.get(key) if self.cache is not None else (False, None)
+                if not found:
+                    reply = self._local.call(probe, args)
+                    if not reply.ok:
+                        raise RuntimeError(f"the reference failed on {probe}: {reply.error}")
+                    value = reply.value
+                    if self.cache is not None:
+                        self.cache.put(key, value)
+                self._memory[key] = value
+            return self._memory[key]
+
+    def params(self, name: str) -> list[str]:
+        try:
+            return list(inspect.signature(getattr(self.module, name)).parameters)
+        except (AttributeError, TypeError, ValueError):
+            return []
 
     def answer(self, allowed: Sequence[str]) -> AskHandler:
         """Follow-through: answer a student's call of a helper in ``allowed`` with the reference's value (not
@@ -92,12 +116,6 @@ class ReferenceSide:
             return reply.value["value"]
 
         return on_ask
-
-    def params(self, name: str) -> list[str]:
-        try:
-            return list(inspect.signature(getattr(self.module, name)).parameters)
-        except (AttributeError, TypeError, ValueError):
-            return []
 
 
 @dataclass

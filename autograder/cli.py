@@ -7,11 +7,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import course
-from .batch import BatchError, give_to_course_owner, grade_course, parse_shard, summary_table, write_reports
-from .check import check_notebook, format_table
-from .notebook import NotebookError
-from .sandbox import SandboxError, protection_table
+# Nothing heavy is imported here: `dlgrade --help` and a mistyped option answer at once, and each command imports
+# only what it uses (numpy for grading, never torch unless an assignment's reference needs it).
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="show which sandbox protections this machine provides")
 
+    warm = sub.add_parser("warm", help="compute the reference's outputs for every check into the cache (for images)")
+    warm.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
+
     gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for one assignment")
     gradescope.add_argument("assignment")
     gradescope.add_argument("--out", type=Path, default=Path("."), help="folder for the zip (default: here)")
@@ -51,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlgrade`` and ``python -m autograder``."""
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    from .batch import BatchError, give_to_course_owner
+    from .course import CourseError
+    from .notebook import NotebookError
+    from .sandbox import SandboxError
+    from .settings import SettingError
+
     try:
         return _dispatch(args)
-    except (BatchError, course.CourseError, NotebookError, SandboxError) as err:
+    except (BatchError, CourseError, NotebookError, SandboxError, SettingError) as err:
         print(f"dlgrade {args.command}: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -66,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from . import course
+    from .batch import BatchError, grade_course, parse_shard, summary_table, write_reports
+    from .sandbox import protection_table
+
     if args.command in ("grade", "check", "merge", "gradescope"):
         course.check_readable()
     if args.command == "grade":
@@ -86,6 +96,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"error: {error}", file=sys.stderr)
         return 1 if summary.errors else 0
     if args.command == "check":
+        from .check import check_notebook, format_table
+
         results = check_notebook(args.notebook)
         print(format_table(args.notebook, results))
         return 0 if all(r.passed for r in results) else 1
@@ -101,6 +113,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .gradescope import build_bundle
 
         print(build_bundle(args.assignment, args.out))
+        return 0
+    if args.command == "warm":
+        from .grading import warm_reference_cache
+
+        for assignment in args.assignment or course.available():
+            print(f"{assignment}: {warm_reference_cache(assignment)}")
         return 0
     if args.command == "doctor":
         print("Sandbox protections on this machine:\n" + protection_table())

@@ -11,10 +11,12 @@ import functools
 import importlib
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+from . import settings
 from .checking import Suite
 from .notebook import defines_only, grade_cell_points, imported, read_cells
 
@@ -33,7 +35,7 @@ class CourseError(LookupError):
 
 def course_root() -> Path:
     """Folder holding ``source/``, ``assignments/`` and ``solutions/`` (``DLGRADE_HOME`` overrides)."""
-    return Path(os.environ.get("DLGRADE_HOME") or Path(__file__).resolve().parents[1])
+    return settings.current().home or Path(__file__).resolve().parents[1]
 
 
 def check_readable() -> None:
@@ -84,6 +86,9 @@ def reference(assignment: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"dlgrade_solutions.{assignment}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # the checks' models are tiny: one thread is several times faster than a pool
+        torch.set_num_threads(1)
     return module
 
 
@@ -109,6 +114,16 @@ def sandbox_imports(assignments: Sequence[str]) -> tuple[tuple[str, ...], bool]:
         modules += suite(assignment).preload
         warm = warm or suite(assignment).warm_torch
     return tuple(dict.fromkeys(modules)), warm
+
+
+def reference_files(assignment: str) -> list[Path]:
+    """The files whose content decides the reference's outputs in the checks (the reference cache's key)."""
+    package = Path(__file__).resolve().parent
+    files = [course_root() / "solutions" / f"{assignment}.py", package / "checks" / f"{assignment}.py",
+             package / "runtime" / "probes.py", package / "runtime" / "codec.py", package / "compare.py",
+             package / "policy.py"]
+    own = package / "runtime" / f"probes_{assignment}.py"
+    return [f for f in [*files, own] if f.is_file()]
 
 
 def secret_paths() -> list[Path]:

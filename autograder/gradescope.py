@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import course
+from . import course, settings
 
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 VENV = "/opt/dlgrade-venv"
@@ -117,8 +117,8 @@ def build_bundle(assignment: str, out: Path) -> Path:
     fill = {
         "@ASSIGNMENT@": assignment, "@VENV@": VENV, "@TORCH_INDEX@": TORCH_INDEX,
         "@TORCH@": shlex.quote(_torch_requirement()), "@MAX_SCORE@": f"{max_score:g}",
-        "@SALT@": (f"export DLGRADE_SEED_SALT={shlex.quote(os.environ['DLGRADE_SEED_SALT'])}\n"
-                   if os.environ.get("DLGRADE_SEED_SALT") else ""),
+        "@SALT@": (f"export DLGRADE_SEED_SALT={shlex.quote(settings.current().seed_salt)}\n"
+                   if settings.current().seed_salt != settings.DEFAULT_SALT else ""),
     }
     tmp = target.with_name(target.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:

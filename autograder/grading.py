@@ -19,6 +19,7 @@ from .notebook import (
     parse_cells,
     read_file,
 )
+from .refcache import ReferenceCache
 from .results import SubmissionResult, TestResult
 from .runtime.protocol import Started
 from .sandbox import SandboxError, Worker
@@ -50,7 +51,8 @@ class Grader:
     def __init__(self, assignment: str) -> None:
         self.assignment = assignment
         self.suite = course.suite(assignment)
-        self.reference = ReferenceSide(course.reference(assignment))
+        self.reference = ReferenceSide(lambda: course.reference(assignment),
+                                       ReferenceCache(assignment, course.reference_files(assignment)))
         self.points = course.points(assignment)
         self.counts = {f: sum(c.function == f for c in self.suite.checks) for f in self.suite.functions}
         self.demo_sources = demo_cells(course.released_notebook(assignment))
@@ -149,6 +151,19 @@ class Grader:
                                 reason, tests, extra)
 
 
+def warm_reference_cache(assignment: str) -> Path:
+    """Compute every reference value the checks of ``assignment`` use (on every seed and device of this machine)
+    and keep them in the reference cache; returns the cache file. Run where the grading image or bundle is built."""
+    from .checking import LocalSide
+
+    grader = Grader(assignment)
+    student = LocalSide(vars(grader.reference.module))  # the reference in the student's place: every input occurs
+    for check in grader.suite.checks:
+        run_check(check, student, grader.reference)
+    grader.reference.cache.save()
+    return grader.reference.cache.path
+
+
 def cell_notes(cells: list[Cell], run: Started) -> list[str]:
     """One line per notebook cell that failed, naming the cell the way a student finds it."""
     by_index = {c.index: c for c in cells}
@@ -171,4 +186,4 @@ def _first_line(source: str) -> str:
     return re.sub(r"\s+", " ", line)[:50]
 
 
-__all__ = ["Grader", "StudentSide", "cell_notes", "fingerprint", "submission_fingerprint"]
+__all__ = ["Grader", "StudentSide", "cell_notes", "fingerprint", "submission_fingerprint", "warm_reference_cache"]

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+
+from . import settings
 
 PUBLIC_SEED = 0
 HIDDEN_SEED_COUNT = 2
@@ -47,7 +50,7 @@ def tolerance(dtype: str, iterative: bool = False) -> Tolerance:
 
 def seeds(check_name: str) -> list[tuple[int, bool]]:
     """``(seed, public)`` pairs for one check: the public seed first, then the hidden ones."""
-    salt = os.environ.get("DLGRADE_SEED_SALT", "dlgrade")
+    salt = settings.current().seed_salt
     hidden = []
     for i in range(HIDDEN_SEED_COUNT):
         digest = hashlib.sha256(f"{salt}:{check_name}:{i}".encode()).digest()
@@ -62,6 +65,8 @@ def devices() -> tuple[str, ...]:
     ``DLGRADE_DEVICES=cpu`` (comma-separated) restricts the list, e.g. to grade a GPU course on a laptop.
     """
     found = ["cpu"]
+    if not any(Path("/dev").glob("nvidia[0-9]*")) and sys.platform != "darwin":
+        return _restrict(found)  # no GPU here: no need to import torch to ask
     try:
         import torch
 
@@ -72,7 +77,9 @@ def devices() -> tuple[str, ...]:
             found.append("mps")
     except ImportError:
         pass
-    wanted = os.environ.get("DLGRADE_DEVICES")
-    if wanted:
-        found = [d for d in found if d in wanted.split(",")]
-    return tuple(found)
+    return _restrict(found)
+
+
+def _restrict(found: list[str]) -> tuple[str, ...]:
+    wanted = settings.current().devices
+    return tuple(d for d in found if wanted is None or d in wanted)

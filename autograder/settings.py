@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+DEFAULT_SALT = "dlgrade"
+
 
 class SettingError(ValueError):
     """An environment variable has a value dlgrade cannot use (the message names the variable)."""
@@ -24,6 +26,7 @@ class Settings:
     no_cgroup: bool  # DLGRADE_NO_CGROUP=1: do not make cgroups
     no_seccomp: bool  # DLGRADE_NO_SECCOMP=1: do not install the syscall filter (to test the second layer)
     cgroup: Path | None  # DLGRADE_CGROUP: a cgroup v2 folder delegated to the grader, to create workers under
+    cache: Path | None  # DLGRADE_CACHE: folder of the reference's cached outputs (default ~/.cache/dlgrade)
     debug: bool  # DLGRADE_DEBUG=1: let the sandbox's stderr through
     require_sandbox: bool  # DLGRADE_REQUIRE_SANDBOX=1: a security test whose protection is missing fails
 
@@ -51,13 +54,14 @@ def from_environment(env: dict | None = None) -> Settings:
         raise SettingError(f"DLGRADE_UID_BASE={uid_base} must be at least 1000 (a range no login user has)")
     return Settings(
         home=Path(env["DLGRADE_HOME"]) if env.get("DLGRADE_HOME") else None,
-        seed_salt=env.get("DLGRADE_SEED_SALT") or "dlgrade",
+        seed_salt=env.get("DLGRADE_SEED_SALT") or DEFAULT_SALT,
         devices=tuple(d.strip() for d in devices.split(",") if d.strip()) if devices else None,
         uid_base=uid_base,
         no_bwrap=_flag(env, "DLGRADE_NO_BWRAP"),
         no_cgroup=_flag(env, "DLGRADE_NO_CGROUP"),
         no_seccomp=_flag(env, "DLGRADE_NO_SECCOMP"),
         cgroup=Path(env["DLGRADE_CGROUP"]) if env.get("DLGRADE_CGROUP") else None,
+        cache=Path(env["DLGRADE_CACHE"]) if env.get("DLGRADE_CACHE") else None,
         debug=_flag(env, "DLGRADE_DEBUG"),
         require_sandbox=_flag(env, "DLGRADE_REQUIRE_SANDBOX"),
     )

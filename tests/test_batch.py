@@ -59,7 +59,9 @@ def test_every_submission_gets_results_feedback_and_a_csv_row(graded_course) -> 
         assert (graded_course / "graded" / student / A1 / "feedback.html").is_file()
     rows = csv_rows(graded_course / "grades.csv")
     assert [(r["student"], float(r["score"])) for r in rows] == sorted(scores.items())
-    assert (graded_course / "grades.png").stat().st_size > 1000
+    svg = (graded_course / "grades.svg").read_text()
+    assert svg.startswith("<svg") and "a1_linear_regression (n=6)" in svg
+    assert "80-90 %: 3</title>" in svg and "90-100 %: 3</title>" in svg  # 10/12 and 12/12, three students each
 
 
 def test_rerunning_regrades_only_changed_submissions_and_force_regrades_all(graded_course) -> None:
@@ -165,6 +167,6 @@ def test_as_root_what_the_grader_writes_belongs_to_the_course_owner(tmp_path) ->
     for path in [root, *root.rglob("*")]:
         os.lchown(path, ta, ta)
     assert run_cli("grade", str(root), "--workers", "1").returncode == 0
-    written = [root / "grades.csv", root / "grades.png", *(root / "graded").rglob("*")]
+    written = [root / "grades.csv", root / "grades.svg", *(root / "graded").rglob("*")]
     assert len(written) >= 6 and all(p.exists() for p in written)
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(ta, ta)}

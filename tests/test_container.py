@@ -191,7 +191,7 @@ def assert_same_grades_as_outside(root: Path, outside: dict, owner: int) -> None
     assert inside[f"kit/{A1}"]["score"] == 0, "student code ran a classmate's notebook"
     assert inside[f"amz/{A1}"]["score"] == inside[f"amz/{A1}"]["max_score"], "a note passed between students"
     assert (root / "grades.csv").read_text().count("\n") == len(students) + 1
-    written = [root / "grades.csv", root / "grades.png", *(root / "graded").rglob("*")]
+    written = [root / "grades.csv", root / "grades.svg", *(root / "graded").rglob("*")]
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(owner, owner)}
 
 

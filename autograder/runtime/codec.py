@@ -69,6 +69,10 @@ def _to_plain(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
     if isinstance(value, np.ndarray):
         arrays.append(_plain_array(value))
         return {"__nd__": len(arrays) - 1}
+    if isinstance(value, TensorData):  # a tensor the grader decoded, kept in its reference cache
+        arrays.append(_plain_array(value.array))
+        return {"__tensor__": len(arrays) - 1, "dtype": value.dtype, "device": value.device,
+                "requires_grad": value.requires_grad}
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         data = value.detach().to("cpu")
         arrays.append(_plain_array(data.numpy() if str(data.dtype) != "torch.bfloat16" else data.float().numpy()))

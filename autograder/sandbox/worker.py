@@ -105,6 +105,11 @@ class Worker:
 
     def start(self) -> None:
         """Start the resident process and wait until its libraries are imported."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the resident process; it imports its libraries while the caller goes on (see :meth:`wait_ready`)."""
         self._scratch = Path(tempfile.mkdtemp(prefix="dlgrade-worker-"))
         runtime = self._scratch / "lib" / "dlgrade_runtime"
         shutil.copytree(RUNTIME_DIR, runtime, ignore=shutil.ignore_patterns("__pycache__"))
@@ -131,6 +136,9 @@ class Worker:
             env=env, cwd="/", preexec_fn=self._before_exec, start_new_session=True,
         )
         self._reader = FdReader(self.proc.stdout.fileno(), max(self.limits.reply_bytes, 64 * 2**20))
+
+    def wait_ready(self) -> None:
+        """Wait until the launched process has imported its libraries and checked that student code can run."""
         try:
             header, _ = self._reader.recv(120)
             self.ready = parse(header, Ready)

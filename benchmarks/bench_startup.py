@@ -1,0 +1,134 @@
+"""Cold start: one submission, as a Gradescope upload or a student's ``dlgrade check`` sees it.
+
+    python benchmarks/bench_startup.py                   # a1 and a3, 3 runs each, every protection on
+    python benchmarks/bench_startup.py --assignment a1_linear_regression --runs 5
+
+Prints, for each assignment: the wall time of ``dlgrade grade`` on a one-student course (a fresh process each
+run, as a fresh container would be), of ``dlgrade check`` on the same notebook, and of ``dlgrade --help``; then the
+phase profile of one cold grading, measured in a fresh process that performs the same steps as ``dlgrade grade``
+one after the other: Python and the CLI's imports, the protection probes, the grader's own set-up (checks,
+reference, points), the worker's start and preload, the notebook's replay, the checks, and the reports.
+Targets (issue #17): a1 at most 1.0 s, a3 at most 2.5 s, ``--help`` well under 0.2 s. Nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+PHASES = r"""
+import json, sys, time
+t0 = time.perf_counter()
+marks = []
+def mark(name):
+    marks.append((name, time.perf_counter()))
+import autograder.cli
+mark("imports: CLI")
+from pathlib import Path
+from autograder import batch, course
+from autograder.sandbox import protection_table
+protection_table()
+mark("protection probes")
+root, assignment = Path(sys.argv[1]), sys.argv[2]
+jobs = batch.discover(root, [assignment])
+from autograder.grading import Grader
+g = Grader(assignment)
+mark("grader set-up: checks, reference, points")
+from autograder.sandbox import Worker
+preload, warm = course.sandbox_imports([assignment])
+worker = Worker(0, None, preload=preload, hide=course.secret_paths(), warm_torch=warm)
+worker.start()
+mark("worker start and preload")
+job = jobs[0]
+from autograder.notebook import cells_to_run, parse_cells, read_file
+cells = parse_cells(read_file(job.folder / course.notebook_name(assignment)))
+run = worker.run_notebook(cells_to_run(cells, include_tests=False, demo_sources=g.demo_sources))
+mark("notebook replay")
+outcomes = g._run_checks(worker)
+mark("checks")
+worker.end_submission()
+mark("end of submission (sweep)")
+result = g._result("s", outcomes, [], time.perf_counter(), {})
+from autograder.results import write_result
+write_result(job.out, result)
+batch.write_reports(root)
+mark("reports")
+worker.close()
+print(json.dumps({"start": t0, "marks": marks, "score": result.score, "max": result.max_score}))
+"""
+
+
+def course_with(assignment: str, tmp: Path) -> tuple[Path, Path]:
+    from autograder import course, samples
+
+    root = tmp / assignment
+    notebook = root / "submitted" / "s" / assignment / course.notebook_name(assignment)
+    samples.write(samples.build(assignment), notebook)
+    return root, notebook
+
+
+def wall(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return took
+
+
+def phases(root: Path, assignment: str) -> list[tuple[str, float]]:
+    start = time.perf_counter()
+    done = subprocess.run([PY, "-c", PHASES, str(root), assignment], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    last = data["start"]
+    rows = []
+    for name, at in data["marks"]:
+        rows.append((name, at - last))
+        last = at
+    total = time.perf_counter() - start
+    rows.insert(0, ("Python start + exit, outside the phases", total - (last - data["start"])))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assignment", action="append", help="default: a1_linear_regression and a3_training_loop")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    from autograder.sandbox import protection_table
+
+    print("Sandbox protections:\n" + protection_table() + "\n")
+    targets = {"a1_linear_regression": 1.0, "a3_training_loop": 2.5}
+    help_times = [wall([PY, "-m", "autograder", "--help"]) for _ in range(args.runs)]
+    print(f"dlgrade --help: median {statistics.median(help_times):.3f} s (target < 0.2 s)\n")
+    tmp = Path(tempfile.mkdtemp(prefix="dlgrade-bench-startup-"))
+    try:
+        for assignment in args.assignment or list(targets):
+            root, notebook = course_with(assignment, tmp)
+            grades = [wall([PY, "-m", "autograder", "grade", str(root), "--force"]) for _ in range(args.runs)]
+            checks = [wall([PY, "-m", "autograder", "check", str(notebook)]) for _ in range(args.runs)]
+            target = targets.get(assignment)
+            goal = f" (target <= {target:g} s)" if target else ""
+            print(f"{assignment}, one submission, cold, {args.runs} runs:")
+            print(f"  dlgrade grade  median {statistics.median(grades):.2f} s, min {min(grades):.2f} s{goal}")
+            print(f"  dlgrade check  median {statistics.median(checks):.2f} s, min {min(checks):.2f} s{goal}")
+            print("  phases of one cold grading:")
+            for name, seconds in phases(root, assignment):
+                print(f"    {name:<45} {seconds:6.3f} s")
+            print()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,6 +1,6 @@
 """The notebooks teach the lectures: each solved notebook runs top to bottom and prints every number its text
 states (the lectures' own numbers where our seeded code reproduces them), and each public test cell stands on
-its own, because the grader and ``dlgrade check`` skip the release's demonstration cells."""
+its own, because the grader skips the release's demonstration cells (plots, worked examples) to stay fast."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ INDEPENDENT = [
     ("a4_backprop", "the worked example by hand", hand_worked_backprop),
 ]
 
-_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d{2,}(?![\w.])")
+_DECIMAL = re.compile(r"(?<![\w.])\d+\.\d{2,}(?!\w|\.\d)")  # a full stop may end the sentence
 _NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e[+-]?\d+)?")
 
 

@@ -453,12 +453,13 @@ class FdReader:
         end = FRAME.size + head_len + body_len
         if len(self._buf) < end:
             return None
+        with memoryview(self._buf) as view:  # one copy of the body, not three
+            head, body = bytes(view[FRAME.size : FRAME.size + head_len]), bytes(view[FRAME.size + head_len : end])
+        del self._buf[:end]
         try:
-            header = json.loads(bytes(self._buf[FRAME.size : FRAME.size + head_len]))
+            header = json.loads(head)
         except (ValueError, RecursionError) as err:
             raise ProtocolError("a header that is not JSON") from err
-        body = bytes(self._buf[FRAME.size + head_len : end])
-        del self._buf[:end]
         return header, body
 
 

@@ -15,13 +15,14 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import course
+from . import course, nbgrader_course
 from .grading import Grader, fingerprint
 from .notebook import find_notebook
+from .points import format_points
 from .progress import Progress
 from .results import SubmissionResult, read_result, write_atomic, write_result
 from .sandbox import Limits, Worker
@@ -64,6 +65,27 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def shard_from_env(count: int | None = None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """The shard of a Kubernetes Indexed Job: ``JOB_COMPLETION_INDEX`` (0-based) is shard index + 1 of ``count``
+    (else ``DLGRADE_SHARDS``); None when that variable is not set."""
+    environ = os.environ if environ is None else environ
+    index = environ.get("JOB_COMPLETION_INDEX", "").strip()
+    if not index:
+        return None
+    where = "--shards" if count is not None else "DLGRADE_SHARDS"
+    text = str(count) if count is not None else environ.get("DLGRADE_SHARDS", "").strip()
+    if not text:
+        raise BatchError(f"JOB_COMPLETION_INDEX={index} (a Kubernetes Indexed Job) but the number of shards is "
+                         "unknown: pass --shards N (the Job's completions) or set DLGRADE_SHARDS, or give --shard i/n")
+    try:
+        i, n = int(index), int(text)
+    except ValueError:
+        raise BatchError(f"JOB_COMPLETION_INDEX={index!r} and {where}={text!r} must be whole numbers") from None
+    if not 0 <= i < n:
+        raise BatchError(f"JOB_COMPLETION_INDEX={i} is outside 0..{n - 1} ({where}={n})")
+    return i + 1, n
+
+
 def in_shard(job: Job, shard: tuple[int, int] | None) -> bool:
     """Deterministic: a submission's shard depends only on its student and assignment names."""
     if shard is None:
@@ -93,13 +115,15 @@ def discover(course_dir: Path, assignments: Sequence[str] | None = None,
     return sorted(jobs, key=lambda j: (j.assignment, j.student))
 
 
-def is_current(job: Job) -> bool:
-    """Whether the stored result was made from the same notebook by this grader version."""
+def is_current(job: Job, points: dict[str, float] | None = None) -> bool:
+    """Whether the stored result was made from the same notebook, for the same points, by this grader version, and
+    its autograded notebook is in place."""
     stored = read_result(job.out)
     if stored is None:
         return False
     notebook, _ = find_notebook(job.folder, course.notebook_name(job.assignment))
-    return stored.extra.get("sha256") == fingerprint(notebook, job.assignment)
+    return (stored.extra.get("sha256") == fingerprint(notebook, job.assignment, points)
+            and nbgrader_course.is_current(job.out.parents[2], job.folder, stored))
 
 
 def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
@@ -110,20 +134,25 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
     log = log or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
     jobs = [j for j in discover(course_dir, assignments, students) if in_shard(j, shard)]
-    todo = jobs if force else [j for j in jobs if not is_current(j)]
+    # the course's own points and cells, checked against the installed checks before anything is graded
+    points = {a: nbgrader_course.course_notebook(a, course_dir).points for a in {j.assignment for j in jobs}}
+    todo = jobs if force else [j for j in jobs if not is_current(j, points[j.assignment])]
     summary = Summary(skipped=len(jobs) - len(todo))
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
     if todo:
-        _run(todo, workers or os.cpu_count() or 1, limits, summary, log)
-    write_reports(course_dir, log)
+        _run(todo, workers or os.cpu_count() or 1, limits, summary, log, course_dir)
+    if shard is None:
+        write_reports(course_dir, log)
+    else:  # shards may share one course folder: the merge step alone writes the CSV and the gradebook
+        log(f"shard {shard[0]}/{shard[1]} done; when every shard is, run `dlgrade merge {course_dir}`")
     summary.seconds = time.perf_counter() - start
     return summary
 
 
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
-         log: Callable[[str], None]) -> None:
-    graders = {a: Grader(a) for a in sorted({j.assignment for j in todo})}
+         log: Callable[[str], None], course_dir: Path) -> None:
+    graders = {a: Grader(a, course_dir) for a in sorted({j.assignment for j in todo})}
     pending: queue.Queue[Job] = queue.Queue()
     for job in todo:
         pending.put(job)
@@ -146,7 +175,8 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
                     return
                 try:
                     result = graders[job.assignment].grade(job.folder, worker, job.student)
-                    write_result(job.out, result)
+                    nbgrader_course.write_autograded(course_dir, job.folder, result, graders[job.assignment].notebook)
+                    write_result(job.out, result)  # last: a result on disk means everything else is there
                 except Exception as err:  # noqa: BLE001 - a grader bug must not stop the batch
                     with lock:
                         summary.errors.append(f"{job.student}/{job.assignment}: {type(err).__name__}: {err}")
@@ -188,7 +218,7 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     writer.writerow(["student", "assignment", "score", "max_score", "failed_tests"])
     for r in results:
         failed = sum(t.score < t.max_score for t in r.tests)
-        writer.writerow([r.student, r.assignment, f"{r.score:g}", f"{r.max_score:g}", failed])
+        writer.writerow([r.student, r.assignment, format_points(r.score), format_points(r.max_score), failed])
     write_atomic(course_dir / "grades.csv", buf.getvalue())
     if results:
         from .plots import score_histogram
@@ -198,15 +228,17 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     if gradebook.is_file() and results:
         from .gradebook import record
 
-        record(gradebook, results)
+        record(gradebook, results, {a: nbgrader_course.course_notebook(a, course_dir)
+                                    for a in sorted({r.assignment for r in results})})
         if log:
             log(f"recorded {len(results)} result(s) in {gradebook}")
     return results
 
 
 def give_to_course_owner(course_dir: Path) -> None:
-    """As root (the grading image), hand what the grader wrote (``graded/``, ``grades.csv``, ``grades.png``) to the
-    owner of the course folder, so that the TA who mounted it can edit and delete it."""
+    """As root (the grading image), hand what the grader wrote (``graded/``, ``autograded/``, ``grades.csv``,
+    ``grades.png``, ``gradebook.db``) to the owner of the course folder, so that the TA who mounted it can edit and
+    delete it."""
     if os.geteuid() != 0:
         return
     try:
@@ -215,10 +247,10 @@ def give_to_course_owner(course_dir: Path) -> None:
         return
     if owner.st_uid == 0:
         return
-    graded = course_dir / "graded"
-    paths = [course_dir / "grades.csv", course_dir / "grades.png"]
-    if graded.is_dir():
-        paths += [graded, *graded.rglob("*")]
+    paths = [course_dir / "grades.csv", course_dir / "grades.png", course_dir / "gradebook.db"]
+    for folder in (course_dir / "graded", course_dir / nbgrader_course.AUTOGRADED):
+        if folder.is_dir():
+            paths += [folder, *folder.rglob("*")]
     for path in paths:
         try:
             if path.lstat().st_uid == 0:

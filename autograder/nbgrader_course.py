@@ -32,7 +32,6 @@ from .results import SubmissionResult, TestResult, write_atomic
 
 AUTOGRADED = "autograded"
 SMALL_FILE_BYTES = 64 * 1024  # timestamp.txt, submission_secret.txt
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.MULTILINE | re.DOTALL)
 _SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?### END SOLUTION[ \t]*$", re.MULTILINE | re.DOTALL)
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
@@ -161,7 +160,23 @@ def _release_source(source: str, kind: str, role: str) -> str:
         if kind == "markdown":
             return TEXT_STUB if role != "task" else source
         return _SOLUTION.sub(lambda m: "\n".join(m.group(1) + line for line in CODE_STUB.splitlines()), source)
-    return _HIDDEN.sub("", source)
+    return strip_hidden_tests(source)
+
+
+def strip_hidden_tests(source: str) -> str:
+    """A test cell as released: the lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` removed, as
+    nbgrader's ClearHiddenTests removes them."""
+    if "### BEGIN HIDDEN TESTS" not in source:
+        return source
+    kept, hidden = [], False
+    for line in source.splitlines():
+        if line.strip().startswith("### BEGIN HIDDEN TESTS"):
+            hidden = True
+        elif hidden and line.strip().startswith("### END HIDDEN TESTS"):
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def _from_notebook(assignment: str, path: Path, released: dict[str, tuple[str, str | None]]) -> CourseNotebook:
@@ -241,7 +256,7 @@ def _from_gradebook(db: Path, assignment: str, filename: str, installed: CourseN
         if role is None:
             continue
         points = grades[n][0] if n in grades else tasks.get(n, 0.0)
-        cells.append(GradedCell(n, kind, role, float(points), _HIDDEN.sub("", source), checksum))
+        cells.append(GradedCell(n, kind, role, float(points), strip_hidden_tests(source), checksum))
     return CourseNotebook(assignment, name, tuple(cells), f"the gradebook {db}")
 
 

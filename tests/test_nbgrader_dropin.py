@@ -345,3 +345,67 @@ def test_autograded_notebook_adds_back_deleted_graded_cells(tmp_path) -> None:
     assert ids.index("test_mse_loss") == ids.index("mse_loss") + 1
     assert "derive_mse_gradient" in ids and unanswered == {"derive_mse_gradient"}
     json.dumps(document)
+
+
+# -- LMS downloads ---------------------------------------------------------------------------------------------------
+
+LMS_FILES = {  # file name in the LMS zip -> (student, notebook)
+    "ada_linear_regression.ipynb": ("ada", "linear_regression"),
+    "ben_linear_regression (1).ipynb": ("ben", "linear_regression"),
+    "jane_doe_linear_regression.ipynb": ("jane_doe", "linear_regression"),
+    "cy_LATE_linear_regression.ipynb": ("cy", "linear_regression"),
+    "dee_linear_regression_late.ipynb": ("dee", "linear_regression"),
+    "doejane_LATE_123456_7890123_linear_regression-1.ipynb": ("doejane", "linear_regression"),
+    "kit_training_loop.ipynb": ("kit", "training_loop"),
+}
+
+
+def lms_pattern() -> str:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course.course_root())).load_config()
+    return config.FileNameCollectorPlugin.named_regexp
+
+
+def test_the_shipped_lms_pattern_names_every_notebook_of_the_course() -> None:
+    """Does the pattern in nbgrader_config.py know each notebook dlgrade grades (and nothing else)?"""
+    import re
+
+    for notebook in course.ASSIGNMENTS.values():
+        match = re.match(lms_pattern(), f"/x/extracted/ada_{notebook}")
+        assert match is not None and match["file_id"] == Path(notebook).stem, notebook
+    assert re.match(lms_pattern(), "/x/extracted/ada_regression.ipynb") is None
+
+
+@pytest.mark.parametrize(("name", "expected"), [*LMS_FILES.items(), ("linear_regression.ipynb", None),
+                                                ("ada_notes.ipynb", None), ("ada/linear_regression.ipynb", None)])
+def test_the_shipped_lms_pattern_reads_student_and_notebook_from_lms_file_names(name, expected) -> None:
+    import re
+
+    match = re.match(lms_pattern(), f"/course/downloaded/{A1}/extracted/submissions/{name}")
+    got = (match["student_id"], match["file_id"]) if match else None
+    assert got == expected
+
+
+@pytest.mark.slow
+def test_an_lms_zip_goes_through_zip_collect_with_the_shipped_pattern_then_dlgrade_grade(tmp_path) -> None:
+    """Issue #14, 7: zip -> ``nbgrader zip_collect`` (the project's config, nothing hand-written) -> ``dlgrade
+    grade``: every a1 file lands in submitted/<student>/a1/linear_regression.ipynb and is graded."""
+    import zipfile
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(course, "available", lambda: [A1])
+        root = release_course(tmp_path, gradebook=True)
+    archive = root / "downloaded" / A1 / "archive"
+    archive.mkdir(parents=True)
+    a1 = {name: who for name, who in LMS_FILES.items() if who[1] == "linear_regression"}
+    with zipfile.ZipFile(archive / "submissions.zip", "w") as zf:
+        for name, (student, _) in a1.items():
+            nb = samples.build(A1, None if student != "ben" else course.suite(A1).typical_mistakes)
+            zf.writestr(f"submissions/{name}", json.dumps(nb))
+    nbgrader(root, "zip_collect", A1)
+    students = sorted(student for student, _ in a1.values())
+    assert sorted(p.parent.parent.name for p in root.glob(f"submitted/*/{A1}/{NAME}")) == students
+    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
+    full = sum(course.points(A1).values())
+    assert {r.student: r.score == full for r in summary.graded} == {s: s != "ben" for s in students}

@@ -301,15 +301,20 @@ def write_autograded(course_dir: Path, submission: Path, result: SubmissionResul
     folder = course_dir / AUTOGRADED / result.student / result.assignment
     timestamp = read_small(submission / "timestamp.txt")
     secret = read_small(submission / "submission_secret.txt")
-    cells = result.cells if result.cells is not None else read_cells(course.released_notebook(result.assignment))
-    document, unanswered = autograded_notebook(cells, result, nb)
-    result.extra["nbgrader"] = {"notebook": nb.name, "timestamp": timestamp.strip() if timestamp else None,
+    released = read_cells(course.released_notebook(result.assignment))
+    try:
+        document, unanswered = autograded_notebook(result.cells if result.cells is not None else released, result, nb)
+    except Exception as err:  # noqa: BLE001 - whatever a submission holds, it gets an autograded notebook
+        result.output += (("\n" if result.output else "") + f"- the graded notebook shows the release's cells: yours "
+                          f"could not be copied into it ({type(err).__name__})")
+        document, unanswered = autograded_notebook(released, result, nb)
+    result.extra["nbgrader"] = {"notebook": nb.name, "timestamp": valid_timestamp(timestamp),
                                 "unanswered": sorted(unanswered)}
     folder.mkdir(parents=True, exist_ok=True)
     for path in folder.glob("*.ipynb"):
         if path.name != f"{nb.name}.ipynb":
             path.unlink()
-    write_atomic(folder / f"{nb.name}.ipynb", json.dumps(document, indent=1, ensure_ascii=False))
+    write_atomic(folder / f"{nb.name}.ipynb", json.dumps(document, indent=1))
     for name, text in (("timestamp.txt", timestamp), ("submission_secret.txt", secret)):
         if text is None:
             (folder / name).unlink(missing_ok=True)
@@ -430,5 +435,18 @@ def is_current(course_dir: Path, submission: Path, result: SubmissionResult) -> 
     folder = course_dir / AUTOGRADED / result.student / result.assignment
     if not (folder / f"{info.get('notebook')}.ipynb").is_file():
         return False
-    timestamp = read_small(submission / "timestamp.txt")
-    return (timestamp.strip() if timestamp else None) == info.get("timestamp")
+    return valid_timestamp(read_small(submission / "timestamp.txt")) == info.get("timestamp")
+
+
+def valid_timestamp(text: str | None) -> str | None:
+    """The text of a ``timestamp.txt`` if nbgrader can read it as a time, else None."""
+    from nbgrader.utils import parse_utc
+
+    text = text.strip() if text else ""
+    if not text:
+        return None
+    try:
+        parse_utc(text)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    return text

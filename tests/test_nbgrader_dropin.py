@@ -347,6 +347,24 @@ def test_autograded_notebook_adds_back_deleted_graded_cells(tmp_path) -> None:
     json.dumps(document)
 
 
+@pytest.mark.slow
+def test_a_submission_with_odd_text_and_a_forged_timestamp_still_gets_its_results_and_autograded_notebook(
+        tmp_path) -> None:
+    """A lone surrogate in a cell (valid JSON, not encodable as UTF-8) and a timestamp.txt that is no time: the
+    submission is graded, its autograded notebook written, and the gradebook gets no timestamp instead of a crash."""
+    nb = samples.build(A1)
+    nb.cells.append(nbformat.v4.new_markdown_cell("odd \ud800 text"))
+    folder = tmp_path / "submitted" / "odd" / A1
+    samples.write(json.dumps(nb), folder / NAME)
+    (folder / "timestamp.txt").write_text("the day before the deadline, honest")
+    summary = grade_course(tmp_path, workers=1, limits=TEST_LIMITS)
+    assert [r.student for r in summary.graded] == ["odd"] and not summary.errors
+    result = read_result(tmp_path / "graded" / "odd" / A1)
+    assert result.score == result.max_score and result.extra["nbgrader"]["timestamp"] is None
+    text = (tmp_path / "autograded" / "odd" / A1 / NAME).read_text()
+    assert "\\ud800" in text and nbformat.reads(text, as_version=4).cells[-1].source == "odd \ud800 text"
+
+
 # -- LMS downloads ---------------------------------------------------------------------------------------------------
 
 LMS_FILES = {  # file name in the LMS zip -> (student, notebook)

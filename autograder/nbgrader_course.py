@@ -125,7 +125,7 @@ def _with_cells(nb: CourseNotebook, cells: Iterable[GradedCell]) -> CourseNotebo
 
 
 def _released_from(cell: GradedCell, stored: GradedCell | None) -> GradedCell:
-    if stored is None:
+    if stored is None or (stored.checksum is None and not stored.source):  # the gradebook has no source cell for it
         return cell
     return GradedCell(cell.grade_id, cell.kind, cell.role, cell.points, stored.source, stored.checksum)
 
@@ -250,7 +250,11 @@ def _from_gradebook(db: Path, assignment: str, filename: str, installed: CourseN
                    key=lambda n: (order.index(n) if n in order else len(order), n))
     cells = []
     for n in names:
-        kind, locked, source, checksum = sources.get(n, (grades.get(n, (0, "code"))[1], False, "", None))
+        known = installed.cell(n)  # a cell without a source cell in the gradebook: as the installed release has it
+        kind, locked, source, checksum = sources.get(n, (grades.get(n, (0, known.kind if known else "code"))[1],
+                                                         known.locked if known else False,
+                                                         known.source if known else "",
+                                                         known.checksum if known else None))
         meta = {"grade": n in grades, "solution": n in solutions, "task": n in tasks, "locked": locked}
         role = _role(meta, kind)
         if role is None:

@@ -107,11 +107,57 @@ def test_cli_reports_a_mismatched_course_notebook_with_exit_status_2(tmp_path) -
     assert not (root / "graded").exists()
 
 
+def test_another_graded_notebook_in_the_courses_source_is_an_error(tmp_path) -> None:
+    root = course_with_source(tmp_path)
+    shutil.copy(root / "source" / A1 / NAME, root / "source" / A1 / "bonus.ipynb")
+    with pytest.raises(course.CourseError, match=r"bonus.ipynb has graded cells \(test_normal_equation, "
+                                                 r"derive_normal_equation, test_add_intercept\), but dlgrade grades "
+                                                 r"only linear_regression.ipynb in a1_linear_regression"):
+        course_notebook(A1, root)
+
+
 def test_a_renamed_course_notebook_is_an_error(tmp_path) -> None:
     root = course_with_source(tmp_path)
     (root / "source" / A1 / NAME).rename(root / "source" / A1 / "linreg.ipynb")
     with pytest.raises(course.CourseError, match=r"has linreg.ipynb, but dlgrade grades a1_linear_regression as"):
         course_notebook(A1, root)
+
+
+def course_with_gradebook(root: Path, points: dict[str, float], extra_notebook: bool = False) -> Path:
+    """A course folder whose only record of a1 is a gradebook, filled through nbgrader's API (no source cells)."""
+    from nbgrader.api import Gradebook
+
+    from autograder.gradebook import alembic_on_path
+
+    alembic_on_path()
+    installed = course_notebook(A1)
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        gb.add_assignment(A1)
+        gb.add_notebook("linear_regression", A1)
+        for cell in installed.cells:
+            if cell.role in ("test", "answer"):
+                pts = points.get(cell.grade_id, cell.points)
+                gb.add_grade_cell(cell.grade_id, "linear_regression", A1, max_score=pts, cell_type=cell.kind)
+            if cell.role in ("answer", "solution"):
+                gb.add_solution_cell(cell.grade_id, "linear_regression", A1)
+        if extra_notebook:
+            gb.add_notebook("bonus", A1)
+            gb.add_grade_cell("test_bonus", "bonus", A1, max_score=1, cell_type="code")
+    return root
+
+
+def test_without_a_source_folder_points_come_from_the_courses_gradebook(tmp_path) -> None:
+    """A course with a gradebook but no source/: its points; released cells from the installed release."""
+    nb = course_notebook(A1, course_with_gradebook(tmp_path, {"test_add_intercept": 3}))
+    assert nb.points == {**course.points(A1), "add_intercept": 3} and "gradebook" in nb.origin
+    released = nbformat.read(course.released_notebook(A1), as_version=4)
+    assert nb.cell("test_add_intercept").source == cell_by_id(released, "test_add_intercept").source
+
+
+def test_a_gradebook_with_another_graded_notebook_is_an_error(tmp_path) -> None:
+    with pytest.raises(course.CourseError, match="graded notebooks bonus in a1_linear_regression, but dlgrade grades "
+                                                 "only linear_regression.ipynb"):
+        course_notebook(A1, course_with_gradebook(tmp_path, {}, extra_notebook=True))
 
 
 # -- Kubernetes Indexed Job shards ---------------------------------------------------------------------------------
@@ -327,6 +373,29 @@ def test_partial_credit_dlgrade_splits_a_functions_points_stock_autograde_does_n
     assert stock["test_normal_equation"] == 0 and ours["normal_equation"] == 1.3334
     assert {c.removeprefix("test_"): s for c, s in stock.items() if c != "test_normal_equation"} \
         == {f: s for f, s in ours.items() if f != "normal_equation"}
+
+
+def test_a_submission_whose_cells_cannot_be_copied_gets_the_released_cells_and_a_note(tmp_path, monkeypatch) -> None:
+    """Whatever goes wrong copying a submission's cells, the autograded notebook is written (from the release, its
+    answers counted blank) and the student's notes say so."""
+    from autograder.notebook import read_cells
+    from autograder.results import SubmissionResult, TestResult
+
+    real = nbgrader_course.autograded_notebook
+    released = read_cells(course.released_notebook(A1))
+
+    def fussy(cells, result, nb):
+        if cells != released:
+            raise RecursionError("too deep")
+        return real(cells, result, nb)
+
+    monkeypatch.setattr(nbgrader_course, "autograded_notebook", fussy)
+    result = SubmissionResult("s", A1, 1, 1, 0, "", [TestResult("mse_loss: x", 1, 1, "", function="mse_loss")])
+    result.cells = read_cells(samples.write(samples.build(A1), tmp_path / NAME))
+    path = nbgrader_course.write_autograded(tmp_path, tmp_path / "submitted", result, course_notebook(A1))
+    assert path.is_file() and "could not be copied into it (RecursionError)" in result.output
+    assert result.extra["nbgrader"]["unanswered"] == sorted(
+        c.grade_id for c in course_notebook(A1).cells if c.has_response)
 
 
 def test_autograded_notebook_adds_back_deleted_graded_cells(tmp_path) -> None:

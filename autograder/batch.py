@@ -1,8 +1,9 @@
 """Grading a whole course folder in nbgrader's layout, fast, resumably, and in shards.
 
 ``submitted/<student>/<assignment>/<notebook>.ipynb`` -> ``graded/<student>/<assignment>/results.json``
-(+ ``feedback.html``), then ``grades.csv``, ``grades.png`` and nbgrader's ``gradebook.db``. Each worker
-thread owns one warm sandbox; reference outputs are cached in the shared graders.
+(+ ``feedback.html``) and ``autograded/<student>/<assignment>/<notebook>.ipynb`` (as ``nbgrader autograde`` leaves
+it), then ``grades.csv``, ``grades.png`` and nbgrader's ``gradebook.db`` (by ``dlgrade merge`` alone for shards).
+Each worker thread owns one warm sandbox; reference outputs are cached in the shared graders.
 """
 
 from __future__ import annotations

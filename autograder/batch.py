@@ -1,8 +1,9 @@
 """Grading a whole course folder in nbgrader's layout, fast, resumably, and in shards.
 
 ``submitted/<student>/<assignment>/<notebook>.ipynb`` -> ``graded/<student>/<assignment>/results.json``
-(+ ``feedback.html``), then ``grades.csv``, ``grades.svg`` and nbgrader's ``gradebook.db``. Each worker
-thread owns one warm sandbox; reference outputs are cached in the shared graders.
+(+ ``feedback.html``) and ``autograded/<student>/<assignment>/<notebook>.ipynb`` (as ``nbgrader autograde`` leaves
+it), then ``grades.csv``, ``grades.svg`` and nbgrader's ``gradebook.db`` (by ``dlgrade merge`` alone for shards).
+Each worker thread owns one warm sandbox; reference outputs are cached in the shared graders.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import course
+from . import course, nbgrader_course
 from .grading import Grader, submission_fingerprint
+from .points import format_points
 from .progress import Progress
 from .results import SubmissionResult, read_result, write_atomic, write_result
 from .sandbox import Limits, Worker
@@ -74,6 +76,27 @@ def in_shard(job: Job, shard: tuple[int, int] | None) -> bool:
     return int.from_bytes(digest[:8], "big") % shard[1] == shard[0] - 1
 
 
+def shard_from_env(count: int | None = None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
+    """The shard of a Kubernetes Indexed Job: ``JOB_COMPLETION_INDEX`` (0-based) is shard index + 1 of ``count``
+    (else ``DLGRADE_SHARDS``); None when that variable is not set."""
+    environ = os.environ if environ is None else environ
+    index = environ.get("JOB_COMPLETION_INDEX", "").strip()
+    if not index:
+        return None
+    where = "--shards" if count is not None else "DLGRADE_SHARDS"
+    text = str(count) if count is not None else environ.get("DLGRADE_SHARDS", "").strip()
+    if not text:
+        raise BatchError(f"JOB_COMPLETION_INDEX={index} (a Kubernetes Indexed Job) but the number of shards is "
+                         "unknown: pass --shards N (the Job's completions) or set DLGRADE_SHARDS, or give --shard i/n")
+    try:
+        i, n = int(index), int(text)
+    except ValueError:
+        raise BatchError(f"JOB_COMPLETION_INDEX={index!r} and {where}={text!r} must be whole numbers") from None
+    if not 0 <= i < n:
+        raise BatchError(f"JOB_COMPLETION_INDEX={i} is outside 0..{n - 1} ({where}={n})")
+    return i + 1, n
+
+
 def discover(course_dir: Path, assignments: Sequence[str] | None = None,
              students: Sequence[str] | None = None) -> list[Job]:
     """Every submission folder under ``course_dir/submitted``, sorted by assignment then student.
@@ -115,12 +138,14 @@ def _entries(folder: Path) -> list[os.DirEntry]:
         return []
 
 
-def is_current(job: Job) -> bool:
-    """Whether the stored result was made from the same notebook by this grader version."""
+def is_current(job: Job, points: dict[str, float] | None = None) -> bool:
+    """Whether the stored result was made from the same notebook, for the same points, by this grader version, and
+    its autograded notebook is in place."""
     stored = read_result(job.out)
     if stored is None or job.refused:
         return False
-    return stored.extra.get("sha256") == submission_fingerprint(job.folder, job.assignment)
+    return (stored.extra.get("sha256") == submission_fingerprint(job.folder, job.assignment, points)
+            and nbgrader_course.is_current(job.out.parents[2], job.folder, stored))
 
 
 def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
@@ -131,26 +156,31 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
     log = log or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
     jobs = [j for j in discover(course_dir, assignments, students) if in_shard(j, shard)]
-    todo = jobs if force else [j for j in jobs if not is_current(j)]
+    # the course's own points and cells, checked against the installed checks before anything is graded
+    points = {a: nbgrader_course.course_notebook(a, course_dir).points for a in {j.assignment for j in jobs}}
+    todo = jobs if force else [j for j in jobs if not is_current(j, points[j.assignment])]
     summary = Summary(skipped=len(jobs) - len(todo))
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
     if todo:
-        _run(todo, workers or os.cpu_count() or 1, limits, summary, log)
-    write_reports(course_dir, log)
+        _run(todo, workers or os.cpu_count() or 1, limits, summary, log, course_dir)
+    if shard is None:
+        write_reports(course_dir, log)
+    else:  # shards may share one course folder: the merge step alone writes the CSV and the gradebook
+        log(f"shard {shard[0]}/{shard[1]} done; when every shard is, run `dlgrade merge {course_dir}`")
     summary.seconds = time.perf_counter() - start
     return summary
 
 
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
-         log: Callable[[str], None]) -> None:
+         log: Callable[[str], None], course_dir: Path) -> None:
     assignments = sorted({j.assignment for j in todo})
     preload, warm_torch = course.sandbox_imports(assignments)
     workers = [Worker(i, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch)
                for i in range(min(n_workers, len(todo)))]
     for worker in workers:  # the sandboxes import their libraries while the graders load checks and references
         worker.launch()
-    graders = {a: Grader(a) for a in assignments}
+    graders = {a: Grader(a, course_dir) for a in assignments}
     pending: queue.Queue[Job] = queue.Queue()
     for job in todo:
         pending.put(job)
@@ -158,7 +188,8 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
     lock = threading.Lock()
 
     def finish(job: Job, result: SubmissionResult) -> None:
-        write_result(job.out, result)
+        nbgrader_course.write_autograded(course_dir, job.folder, result, graders[job.assignment].notebook)
+        write_result(job.out, result)  # last: a result on disk means everything else is there
         with lock:
             summary.graded.append(result)
         progress.advance(f"{for_terminal(job.student)} {job.assignment}: {result.score:g}/{result.max_score:g}")
@@ -232,7 +263,8 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     writer.writerow(["student", "assignment", "score", "max_score", "failed_tests"])
     for r in results:
         failed = sum(t.score < t.max_score for t in r.tests)
-        writer.writerow([for_csv(r.student), for_csv(r.assignment), f"{r.score:g}", f"{r.max_score:g}", failed])
+        writer.writerow([for_csv(r.student), for_csv(r.assignment), format_points(r.score), format_points(r.max_score),
+                         failed])
     write_atomic(course_dir / "grades.csv", buf.getvalue())
     if results:
         from .plots import score_histogram
@@ -242,15 +274,17 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     if gradebook.is_file() and results:
         from .gradebook import record
 
-        record(gradebook, results)
+        record(gradebook, results, {a: nbgrader_course.course_notebook(a, course_dir)
+                                    for a in sorted({r.assignment for r in results})})
         if log:
             log(f"recorded {len(results)} result(s) in {gradebook}")
     return results
 
 
 def give_to_course_owner(course_dir: Path) -> None:
-    """As root (the grading image), hand what the grader wrote (``graded/``, ``grades.csv``, ``grades.svg``) to the
-    owner of the course folder, so that the TA who mounted it can edit and delete it."""
+    """As root (the grading image), hand what the grader wrote (``graded/``, ``autograded/``, ``grades.csv``,
+    ``grades.svg``, ``gradebook.db``) to the owner of the course folder, so that the TA who mounted it can edit and
+    delete it."""
     if os.geteuid() != 0:
         return
     try:
@@ -259,10 +293,10 @@ def give_to_course_owner(course_dir: Path) -> None:
         return
     if owner.st_uid == 0:
         return
-    graded = course_dir / "graded"
-    paths = [course_dir / "grades.csv", course_dir / "grades.svg"]
-    if graded.is_dir():
-        paths += [graded, *graded.rglob("*")]
+    paths = [course_dir / "grades.csv", course_dir / "grades.svg", course_dir / "gradebook.db"]
+    for folder in (course_dir / "graded", course_dir / nbgrader_course.AUTOGRADED):
+        if folder.is_dir():
+            paths += [folder, *folder.rglob("*")]
     for path in paths:
         try:
             if path.lstat().st_uid == 0:

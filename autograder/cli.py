@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: CPU cores)")
     grade.add_argument("--force", action="store_true", help="regrade submissions already graded")
     grade.add_argument("--shard", help="grade only shard i of n (i/n), for parallel machines")
+    grade.add_argument("--shards", type=int, help="number of shards when the shard index comes from "
+                       "JOB_COMPLETION_INDEX (a Kubernetes Indexed Job; also DLGRADE_SHARDS)")
 
     check = sub.add_parser("check", help="run a notebook's public tests (for students)")
     check.add_argument("notebook", type=Path)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from . import course
-    from .batch import BatchError, grade_course, parse_shard, summary_table, write_reports
+    from .batch import BatchError, grade_course, parse_shard, shard_from_env, summary_table, write_reports
     from .sandbox import protection_table
 
     if args.command in ("grade", "check", "merge", "gradescope"):
@@ -85,7 +87,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise BatchError("--workers must be at least 1")
         print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
         summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
-                               workers=args.workers, force=args.force, shard=parse_shard(args.shard))
+                               workers=args.workers, force=args.force,
+                               shard=parse_shard(args.shard) or shard_from_env(args.shards))
         print(summary_table(summary.graded))
         print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
               f"see {args.course_dir / 'grades.csv'}")

@@ -1,75 +1,105 @@
-"""Recording scores in nbgrader's gradebook, through nbgrader's own API.
+"""Recording scores in nbgrader's gradebook, through nbgrader's own API, with the flags ``nbgrader autograde`` sets.
 
-After this, ``nbgrader export``, formgrader and ``nbgrader generate_feedback`` see dlgrade's scores: each
-function's score goes to the auto score of its ``test_<function>`` cell. Missing students, assignments,
-notebooks and cells are added from the source notebook, as ``nbgrader autograde`` would.
+After this, ``nbgrader export``, formgrader and ``nbgrader generate_feedback`` see dlgrade's scores: each function's
+exact score is the auto score of its ``test_<function>`` cell, which then needs no manual grade; a written answer
+needs one, unless the student left it as released, which scores 0 with the comment "No response." (as autograde
+does). The submission's timestamp is the one in its ``timestamp.txt``, so formgrader counts it as autograded.
+Missing students, assignments, notebooks and cells are added from the course's notebook.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from . import course
-from .notebook import read_cells
+from .nbgrader_course import CourseNotebook
 from .results import SubmissionResult
 
+NO_RESPONSE = "No response."  # nbgrader's auto comment on a cell left as released
 
-def record(db: Path, results: Sequence[SubmissionResult]) -> None:
-    """Write every result's per-function scores into the gradebook at ``db``."""
+
+def record(db: Path, results: Sequence[SubmissionResult], notebooks: Mapping[str, CourseNotebook]) -> None:
+    """Write every result's scores and flags into the gradebook at ``db``; ``notebooks`` by assignment."""
     from nbgrader.api import Gradebook, MissingEntry
+    from nbgrader.utils import parse_utc
 
-    _alembic_on_path()
-    with warnings.catch_warnings(), Gradebook(f"sqlite:///{db.resolve()}") as gb:
-        # nbgrader's own add_submission trips SQLAlchemy's autoflush warning; it is harmless
-        warnings.filterwarnings("ignore", module="sqlalchemy")
-        warnings.filterwarnings("ignore", message=".*not in session.*")
+    alembic_on_path()
+    with quiet_sqlalchemy(), Gradebook(f"sqlite:///{db.resolve()}") as gb:
         for assignment in sorted({r.assignment for r in results}):
-            _ensure_assignment(gb, assignment, MissingEntry)
+            _ensure_assignment(gb, notebooks[assignment], MissingEntry)
         for result in results:
-            notebook = Path(course.notebook_name(result.assignment)).stem
+            nb = notebooks[result.assignment]
+            info = result.extra.get("nbgrader") if isinstance(result.extra.get("nbgrader"), dict) else {}
+            timestamp = info.get("timestamp")
             try:
                 gb.find_student(result.student)
             except MissingEntry:
                 gb.add_student(result.student)
-            try:
-                gb.find_submission(result.assignment, result.student)
-            except MissingEntry:
-                gb.add_submission(result.assignment, result.student)
-            for function, score in result.function_scores().items():
-                grade = gb.find_grade(f"test_{function}", notebook, result.assignment, result.student)
-                grade.auto_score = round(score, 4)
+            gb.update_or_create_submission(result.assignment, result.student,
+                                           timestamp=parse_utc(timestamp) if timestamp else None)
+            scores = result.function_scores()
+            unanswered = set(info.get("unanswered", []))
+            for cell in nb.cells:
+                if cell.graded:
+                    grade = gb.find_grade(cell.grade_id, nb.name, result.assignment, result.student)
+                    if cell.role == "test":
+                        grade.auto_score = scores.get(cell.grade_id.removeprefix("test_"), 0.0)
+                    elif cell.grade_id in unanswered:
+                        grade.auto_score = 0.0
+                    else:
+                        grade.auto_score = None
+                    # as autograde: a TA's earlier manual score is kept and flagged for review
+                    grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+                if cell.has_response:
+                    comment = gb.find_comment(cell.grade_id, nb.name, result.assignment, result.student)
+                    comment.auto_comment = NO_RESPONSE if cell.grade_id in unanswered else None
             gb.db.commit()
 
 
-def _alembic_on_path() -> None:
+def alembic_on_path() -> None:
     """nbgrader runs the ``alembic`` script from PATH; make it the one beside this interpreter."""
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _ensure_assignment(gb, assignment: str, missing: type[Exception]) -> None:
-    notebook = Path(course.notebook_name(assignment)).stem
-    gb.update_or_create_assignment(assignment)
+@contextlib.contextmanager
+def quiet_sqlalchemy() -> Iterator[None]:
+    """nbgrader's own add_submission trips SQLAlchemy's autoflush warning; it is harmless."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="sqlalchemy")
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        yield
+
+
+def _ensure_assignment(gb, nb: CourseNotebook, missing: type[Exception]) -> None:
+    gb.update_or_create_assignment(nb.assignment)
     try:
-        gb.find_notebook(notebook, assignment)
+        gb.find_notebook(nb.name, nb.assignment)
     except missing:
-        gb.add_notebook(notebook, assignment)
-    for cell in read_cells(course.source_notebook(assignment)):
-        if not cell.grade_id:
-            continue
-        cell_type = "code" if cell.kind == "code" else "markdown"
-        if cell.role in ("test", "answer"):
+        gb.add_notebook(nb.name, nb.assignment)
+    for cell in nb.cells:
+        if cell.role in ("test", "answer", "manual"):
             try:
-                gb.find_grade_cell(cell.grade_id, notebook, assignment)
+                gb.find_grade_cell(cell.grade_id, nb.name, nb.assignment)
             except missing:
-                gb.add_grade_cell(cell.grade_id, notebook, assignment, max_score=cell.points, cell_type=cell_type)
+                gb.add_grade_cell(cell.grade_id, nb.name, nb.assignment, max_score=cell.points, cell_type=cell.kind)
+        if cell.role == "task":
+            try:
+                gb.find_task_cell(cell.grade_id, nb.name, nb.assignment)
+            except missing:
+                gb.add_task_cell(cell.grade_id, nb.name, nb.assignment, max_score=cell.points, cell_type=cell.kind)
         if cell.role in ("solution", "answer"):
             try:
-                gb.find_solution_cell(cell.grade_id, notebook, assignment)
+                gb.find_solution_cell(cell.grade_id, nb.name, nb.assignment)
             except missing:
-                gb.add_solution_cell(cell.grade_id, notebook, assignment)
+                gb.add_solution_cell(cell.grade_id, nb.name, nb.assignment)
+        try:
+            gb.find_source_cell(cell.grade_id, nb.name, nb.assignment)
+        except missing:
+            gb.add_source_cell(cell.grade_id, nb.name, nb.assignment, cell_type=cell.kind, locked=cell.locked,
+                               source=cell.source, checksum=cell.checksum)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import course
 from .checking import Check, ReferenceSide, StudentSide, TestOutcome, run_check, student_error
+from .nbgrader_course import course_notebook
 from .notebook import (
     Cell,
     NotebookError,
@@ -19,47 +20,62 @@ from .notebook import (
     parse_cells,
     read_file,
 )
+from .points import from_units, split, total
 from .refcache import ReferenceCache
 from .results import SubmissionResult, TestResult
 from .runtime.protocol import Started
 from .sandbox import SandboxError, Worker
 
-GRADER_VERSION = "2"
+GRADER_VERSION = "3"  # 3: exact point shares, the function on each test, the autograded notebook, follow-through
 NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
 
 
-def fingerprint(data: bytes | None, assignment: str) -> str:
-    """Content hash of a submission's notebook bytes, deciding whether a stored result is still current."""
-    digest = hashlib.sha256(f"dlgrade{GRADER_VERSION}:{assignment}:".encode())
+def fingerprint(data: bytes | None, assignment: str, points: dict[str, float] | None = None) -> str:
+    """Content hash deciding whether a stored result is still current: the notebook's bytes and the points it
+    earns."""
+    digest = hashlib.sha256(f"dlgrade{GRADER_VERSION}:{assignment}:{sorted((points or {}).items())}:".encode())
     digest.update(b"none" if data is None else data)
     return digest.hexdigest()
 
 
-def submission_fingerprint(folder: Path, assignment: str) -> str:
+def submission_fingerprint(folder: Path, assignment: str, points: dict[str, float] | None = None) -> str:
     """:func:`fingerprint` of the notebook a folder holds (read as grading reads it: no links, size-capped)."""
     path, _ = find_notebook(folder, course.notebook_name(assignment))
     try:
         data = None if path is None else read_file(path)
     except NotebookError as err:
         data = f"refused: {err}".encode()
-    return fingerprint(data, assignment)
+    return fingerprint(data, assignment, points)
 
 
 class Grader:
-    """Grades submissions of one assignment; the reference and its cached outputs live as long as it."""
+    """Grades submissions of one assignment; the reference and its cached outputs live as long as it.
 
-    def __init__(self, assignment: str) -> None:
+    With ``course_dir``, points come from that course's own notebook (its ``source/``, else its gradebook; see
+    :func:`~autograder.nbgrader_course.course_notebook`), else from the installed source notebook. Each function's
+    points are split exactly over its checks (:func:`~autograder.points.split`).
+    """
+
+    def __init__(self, assignment: str, course_dir: Path | None = None) -> None:
         self.assignment = assignment
         self.suite = course.suite(assignment)
         self.reference = ReferenceSide(lambda: course.reference(assignment),
                                        ReferenceCache(assignment, course.reference_files(assignment)))
-        self.points = course.points(assignment)
-        self.counts = {f: sum(c.function == f for c in self.suite.checks) for f in self.suite.functions}
+        self.notebook = course_notebook(assignment, course_dir)
+        self.points = self.notebook.points
+        self.shares = {f: split(self.points[f], sum(c.function == f for c in self.suite.checks))
+                       for f in self.suite.functions}
         self.demo_sources = demo_cells(course.released_notebook(assignment))
 
     @property
     def max_score(self) -> float:
-        return sum(self.points.values())
+        return total(self.points.values())
+
+    def _share(self, index: int) -> int:
+        """Units of the ``index``-th check (its place among its function's checks decides its share)."""
+        check = self.suite.checks[index]
+        k = sum(c.function == check.function for c in self.suite.checks[:index])
+        return self.shares[check.function][k]
 
     def grade(self, folder_or_file: Path, worker: Worker, student: str = "") -> SubmissionResult:
         """Grade the notebook in ``folder_or_file`` (a submission folder, or a notebook path). Whatever the notebook
@@ -73,13 +89,13 @@ class Grader:
                 notes.append(note)
         if path is None:
             return self._zero(student, f"No notebook found: expected {self.suite.notebook}.", start,
-                              {"sha256": fingerprint(None, self.assignment)})
+                              {"sha256": fingerprint(None, self.assignment, self.points)})
         try:
             data = read_file(path)
         except NotebookError as err:
             return self._zero(student, f"The notebook could not be graded: {err}.", start,
-                              {"sha256": fingerprint(f"refused: {err}".encode(), self.assignment)})
-        extra = {"sha256": fingerprint(data, self.assignment)}
+                              {"sha256": fingerprint(f"refused: {err}".encode(), self.assignment, self.points)})
+        extra = {"sha256": fingerprint(data, self.assignment, self.points)}
         try:
             cells = parse_cells(data)
         except NotebookError as err:
@@ -96,7 +112,9 @@ class Grader:
             outcomes = self._run_checks(worker)
         finally:
             worker.end_submission()
-        return self._result(student, outcomes, notes, start, extra)
+        result = self._result(student, outcomes, notes, start, extra)
+        result.cells = cells
+        return result
 
     def _run_checks(self, student: StudentSide) -> list[TestOutcome]:
         """Every check in order; a function whose helper failed is judged with the reference's helper."""
@@ -126,18 +144,18 @@ class Grader:
     def _result(self, student: str, outcomes: list[TestOutcome], notes: list[str], start: float,
                 extra: dict) -> SubmissionResult:
         tests = []
-        for outcome in outcomes:
-            function = outcome.check.function
-            share = self.points[function] / self.counts[function]
-            tests.append(TestResult(outcome.check.name, share if outcome.passed else 0.0, share, outcome.output))
-        score = sum(t.score for t in tests)
+        for index, outcome in enumerate(outcomes):
+            share = self._share(index)
+            tests.append(TestResult(outcome.check.name, from_units(share if outcome.passed else 0), from_units(share),
+                                    outcome.output, function=outcome.check.function))
+        score = total(t.score for t in tests)
         return SubmissionResult(student, self.assignment, score, self.max_score, time.perf_counter() - start,
                                 "\n".join(f"- {n}" for n in notes), tests, extra)
 
     def refusal(self, student: str, reason: str) -> SubmissionResult:
         """The result of a submission that is not graded (its folder is a link, say)."""
         return self._zero(student, f"The submission could not be graded: {reason}.", time.perf_counter(),
-                          {"sha256": fingerprint(f"refused: {reason}".encode(), self.assignment)})
+                          {"sha256": fingerprint(f"refused: {reason}".encode(), self.assignment, self.points)})
 
     def failure(self, student: str, err: Exception) -> SubmissionResult:
         """The result of a submission the grader itself failed on."""
@@ -145,8 +163,8 @@ class Grader:
                           time.perf_counter(), {"sha256": ""})
 
     def _zero(self, student: str, reason: str, start: float, extra: dict) -> SubmissionResult:
-        tests = [TestResult(c.name, 0.0, self.points[c.function] / self.counts[c.function], reason)
-                 for c in self.suite.checks]
+        tests = [TestResult(c.name, 0.0, from_units(self._share(i)), reason, function=c.function)
+                 for i, c in enumerate(self.suite.checks)]
         return SubmissionResult(student, self.assignment, 0.0, self.max_score, time.perf_counter() - start,
                                 reason, tests, extra)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .points import from_units, to_units
 
 MAX_OUTPUT_CHARS = 4000
 
@@ -21,6 +23,22 @@ class TestResult:
     max_score: float
     output: str = ""
     visibility: str = "visible"
+    function: str = ""  # the graded function (the cell test_<function> holds its points)
+
+    def graded_function(self) -> str:
+        """The function this test grades (from the name for results written before the field existed)."""
+        return self.function or self.name.split(":", 1)[0]
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of results.json's ``tests`` (Gradescope keys; the function under ``extra_data``)."""
+        return {"name": self.name, "score": round(self.score, 4), "max_score": round(self.max_score, 4),
+                "output": _clip(self.output), "visibility": self.visibility,
+                "extra_data": {"function": self.graded_function()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TestResult:
+        return cls(data["name"], float(data["score"]), float(data["max_score"]), data.get("output", ""),
+                   data.get("visibility", "visible"), (data.get("extra_data") or {}).get("function", ""))
 
 
 @dataclass
@@ -35,6 +53,8 @@ class SubmissionResult:
     output: str
     tests: list[TestResult] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # the submission's cells as the grader read them (None if unreadable): for the autograded notebook, not saved
+    cells: list | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The results.json document (Gradescope keys; our metadata under ``extra_data``)."""
@@ -44,8 +64,7 @@ class SubmissionResult:
             "execution_time": round(self.execution_time, 3),
             "output": _clip(self.output),
             "visibility": "visible",
-            "tests": [asdict(t) | {"output": _clip(t.output), "score": round(t.score, 4),
-                                   "max_score": round(t.max_score, 4)} for t in self.tests],
+            "tests": [t.to_json() for t in self.tests],
             "extra_data": {"student": self.student, "assignment": self.assignment, **self.extra},
         }
 
@@ -54,15 +73,15 @@ class SubmissionResult:
         extra = dict(data.get("extra_data", {}))
         return cls(extra.pop("student", ""), extra.pop("assignment", ""), float(data["score"]),
                    float(data["max_score"]), float(data.get("execution_time", 0)), data.get("output", ""),
-                   [TestResult(**t) for t in data.get("tests", [])], extra)
+                   [TestResult.from_json(t) for t in data.get("tests", [])], extra)
 
     def function_scores(self) -> dict[str, float]:
-        """Score per graded function (the prefix of each test name)."""
-        scores: dict[str, float] = {}
+        """Exact score per graded function (the score of its ``test_<function>`` cell)."""
+        units: dict[str, int] = {}
         for test in self.tests:
-            function = test.name.split(":", 1)[0]
-            scores[function] = scores.get(function, 0.0) + test.score
-        return scores
+            function = test.graded_function()
+            units[function] = units.get(function, 0) + to_units(test.score)
+        return {function: from_units(u) for function, u in units.items()}
 
 
 def _clip(text: str) -> str:

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from autograder import course, demo, samples
 
 A1 = "a1_linear_regression"
 REPO = Path(__file__).resolve().parents[1]
-IMAGE = "localhost/dlgrade"
+IMAGE = os.environ.get("DLGRADE_TEST_IMAGE", "localhost/dlgrade")  # another tag keeps parallel checkouts apart
 BASE_IMAGE = "localhost/dlgrade-base"  # what container/build-offline.sh makes with debootstrap
 PODMAN = ["podman", "--runtime", "runc"]  # crun fails on this kernel's cgroup layout
 RUN = [*PODMAN, "run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -284,6 +285,49 @@ def test_container_run_with_network_none_reaches_nothing(request, image) -> None
     assert isolated.returncode == 0, isolated.stderr
     interfaces, outcome = isolated.stdout.splitlines()
     assert interfaces == "['lo']" and outcome.startswith("refused"), isolated.stdout
+
+
+@pytest.mark.container
+@pytest.mark.slow
+def test_image_as_an_indexed_job_of_shards_merges_to_the_single_machine_grades(request, image, demo_course,
+                                                                              tmp_path) -> None:
+    """A Kubernetes Indexed Job in miniature (deploy/grade-job.yaml; no kubectl here): N containers of the image run
+    at once on one mounted course folder, each with its own JOB_COMPLETION_INDEX and the Job's own arguments; each
+    grades only its shard and none writes grades.csv; then `merge` in the image gives the grades.csv, results and
+    ownership of the single-machine run outside any container."""
+    job = yaml.safe_load((REPO / "deploy" / "grade-job.yaml").read_text())
+    n = job["spec"]["completions"]
+    (spec,) = job["spec"]["template"]["spec"]["containers"]
+    where = tmp_path / "course"
+    shutil.copytree(demo_course[0], where)
+    for folder, _, files in os.walk(where):
+        for name in [folder, *(os.path.join(folder, f) for f in files)]:
+            os.chmod(name, 0o755 if name == folder else 0o644)
+            os.chown(name, TA_UID, TA_UID)
+    start = time.perf_counter()
+    pods = [subprocess.Popen([*RUN, "--network", "none", "-e", f"JOB_COMPLETION_INDEX={i}", "-v", f"{where}:/course:z",
+                              image, *spec["args"], "--workers", "1"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for i in range(n)]
+    graded = []
+    for i, pod in enumerate(pods):
+        out, err = pod.communicate(timeout=900)
+        assert pod.returncode == 0, out + err
+        assert f"shard {i + 1}/{n} done" in err, err
+        graded.append(sorted(re.findall(r"^\[\d+/\d+\] (\S+) ", err, re.MULTILINE)))
+    shards_seconds = time.perf_counter() - start
+    assert not (where / "grades.csv").exists()
+    merged = subprocess.run([*RUN, "--network", "none", "-v", f"{where}:/course:z", image, "merge", "/course"],
+                            capture_output=True, text=True, timeout=300)
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    say(request, f"{n} shard containers in parallel: {shards_seconds:.0f} s, submissions per shard "
+                 f"{[len(g) for g in graded]}; merge: exit {merged.returncode}")
+    assert sorted(sum(graded, [])) == sorted(key.split("/")[0] for key in demo_course[1])
+    assert_same_grades_as_outside(where, demo_course[1], TA_UID)
+    outside = demo_course[0].parent / "outside"
+    assert (where / "grades.csv").read_text() == (outside / "grades.csv").read_text()
+    autograded = list((where / "autograded").rglob("*"))
+    assert len(autograded) > 2 * len(demo_course[1])
+    assert {p.lstat().st_uid for p in autograded} == {TA_UID}
 
 
 # -- the Gradescope bundle --------------------------------------------------------------------------------------

@@ -8,9 +8,7 @@ Each worker thread owns one warm sandbox; reference outputs are cached in the sh
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import queue
 import sys
@@ -22,11 +20,11 @@ from pathlib import Path
 
 from . import course, nbgrader_course
 from .grading import Grader, submission_fingerprint
-from .points import format_points
 from .progress import Progress
-from .results import SubmissionResult, read_result, write_atomic, write_result
+from .reports import write_reports, write_result
+from .results import SubmissionResult, read_result
 from .sandbox import Limits, Worker
-from .untrusted import for_csv, for_terminal
+from .untrusted import for_terminal
 
 
 class BatchError(RuntimeError):
@@ -243,88 +241,3 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
 
-# -- reports ---------------------------------------------------------------------------------------
-
-def collect(course_dir: Path) -> list[SubmissionResult]:
-    """Every stored result under ``graded/``, sorted by assignment then student."""
-    results = []
-    for path in sorted((course_dir / "graded").glob("*/*/results.json")):
-        result = read_result(path.parent)
-        if result is not None:
-            results.append(result)
-    return sorted(results, key=lambda r: (r.assignment, r.student))
-
-
-def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) -> list[SubmissionResult]:
-    """grades.csv, grades.svg and the gradebook from every stored result (also ``dlgrade merge``)."""
-    results = collect(course_dir)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["student", "assignment", "score", "max_score", "failed_tests"])
-    for r in results:
-        failed = sum(t.score < t.max_score for t in r.tests)
-        writer.writerow([for_csv(r.student), for_csv(r.assignment), format_points(r.score), format_points(r.max_score),
-                         failed])
-    write_atomic(course_dir / "grades.csv", buf.getvalue())
-    if results:
-        from .plots import score_histogram
-
-        score_histogram(results, course_dir / "grades.svg")
-    gradebook = course_dir / "gradebook.db"
-    if gradebook.is_file() and results:
-        from .gradebook import record
-
-        record(gradebook, results, {a: nbgrader_course.course_notebook(a, course_dir)
-                                    for a in sorted({r.assignment for r in results})})
-        if log:
-            log(f"recorded {len(results)} result(s) in {gradebook}")
-    return results
-
-
-def give_to_course_owner(course_dir: Path) -> None:
-    """As root (the grading image), hand what the grader wrote (``graded/``, ``autograded/``, ``grades.csv``,
-    ``grades.svg``, ``gradebook.db``) to the owner of the course folder, so that the TA who mounted it can edit and
-    delete it."""
-    if os.geteuid() != 0:
-        return
-    try:
-        owner = course_dir.stat()
-    except OSError:  # no such folder: nothing was written
-        return
-    if owner.st_uid == 0:
-        return
-    paths = [course_dir / "grades.csv", course_dir / "grades.svg", course_dir / "gradebook.db"]
-    for folder in (course_dir / "graded", course_dir / nbgrader_course.AUTOGRADED):
-        if folder.is_dir():
-            paths += [folder, *folder.rglob("*")]
-    for path in paths:
-        try:
-            if path.lstat().st_uid == 0:
-                os.lchown(path, owner.st_uid, owner.st_gid)
-        except OSError:  # gone meanwhile, or not ours to change
-            pass
-
-
-def summary_table(results: Sequence[SubmissionResult]) -> str:
-    """A plain-text table of scores, one row per submission, with what went wrong in a few words."""
-    if not results:
-        return "no results"
-    results = sorted(results, key=lambda r: (r.assignment, r.student))
-    names = {id(r): for_terminal(r.student)[:40] for r in results}
-    width = max(len("student"), *(len(n) for n in names.values()))
-    awidth = max(len(r.assignment) for r in results)
-    lines = [f"{'student'.ljust(width)}  {'assignment'.ljust(awidth)}  {'score':>13}  notes"]
-    for r in results:
-        failed = [t.name.split(":")[0] for t in r.tests if t.score < t.max_score]
-        if r.score == 0 and r.output and not r.output.startswith("-"):
-            note = r.output.splitlines()[0]
-        elif failed:
-            note = "lost points on " + ", ".join(dict.fromkeys(failed))
-        else:
-            note = ""
-        skipped = r.output.count("failed and was skipped")
-        if skipped:
-            note += ("; " if note else "") + f"{skipped} cell(s) skipped"
-        lines.append(f"{names[id(r)].ljust(width)}  {r.assignment.ljust(awidth)}  {r.score:6.2f} / {r.max_score:<4g}"
-                     f"  {for_terminal(note)[:90]}".rstrip())
-    return "\n".join(lines)

@@ -53,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlgrade`` and ``python -m autograder``."""
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    from .batch import BatchError, give_to_course_owner
+    from .batch import BatchError
     from .course import CourseError
     from .notebook import NotebookError
+    from .reports import give_to_course_owner
     from .sandbox import SandboxError
     from .settings import SettingError
 
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from . import course
-    from .batch import BatchError, grade_course, parse_shard, shard_from_env, summary_table, write_reports
+    from .batch import BatchError, grade_course, parse_shard, shard_from_env
+    from .reports import summary_table, write_reports
     from .sandbox import protection_table
 
     if args.command in ("grade", "check", "merge", "gradescope"):

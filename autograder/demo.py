@@ -8,7 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import course, samples
-from .batch import grade_course, summary_table
+from .batch import grade_course
+from .reports import summary_table
 from .sandbox import Limits, protection_table
 
 DEMO_LIMITS = Limits(cell_seconds=5.0, notebook_seconds=60.0, call_seconds=5.0)

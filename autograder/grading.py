@@ -113,6 +113,7 @@ class Grader:
         finally:
             worker.end_submission()
         result = self._result(student, outcomes, notes, start, extra)
+        result.skipped_cells = sum(not report.ok for report in run.cells)
         result.cells = cells
         return result
 
@@ -150,7 +151,7 @@ class Grader:
                                     outcome.output, function=outcome.check.function))
         score = total(t.score for t in tests)
         return SubmissionResult(student, self.assignment, score, self.max_score, time.perf_counter() - start,
-                                "\n".join(f"- {n}" for n in notes), tests, extra)
+                                tests=tests, extra=extra, notes=notes)
 
     def refusal(self, student: str, reason: str) -> SubmissionResult:
         """The result of a submission that is not graded (its folder is a link, say)."""
@@ -166,7 +167,7 @@ class Grader:
         tests = [TestResult(c.name, 0.0, from_units(self._share(i)), reason, function=c.function)
                  for i, c in enumerate(self.suite.checks)]
         return SubmissionResult(student, self.assignment, 0.0, self.max_score, time.perf_counter() - start,
-                                reason, tests, extra)
+                                reason=reason, tests=tests, extra=extra)
 
 
 def warm_reference_cache(assignment: str) -> Path:

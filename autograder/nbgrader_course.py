@@ -28,7 +28,8 @@ from . import course
 from .checking import Suite
 from .notebook import Cell, read_cells
 from .points import format_points, total
-from .results import SubmissionResult, TestResult, write_atomic
+from .reports import write_atomic
+from .results import SubmissionResult, TestResult
 
 AUTOGRADED = "autograded"
 SMALL_FILE_BYTES = 64 * 1024  # timestamp.txt, submission_secret.txt
@@ -309,8 +310,8 @@ def write_autograded(course_dir: Path, submission: Path, result: SubmissionResul
     try:
         document, unanswered = autograded_notebook(result.cells if result.cells is not None else released, result, nb)
     except Exception as err:  # noqa: BLE001 - whatever a submission holds, it gets an autograded notebook
-        result.output += (("\n" if result.output else "") + f"- the graded notebook shows the release's cells: yours "
-                          f"could not be copied into it ({type(err).__name__})")
+        result.notes.append(f"the graded notebook shows the release's cells: yours could not be copied into it "
+                            f"({type(err).__name__})")
         document, unanswered = autograded_notebook(released, result, nb)
     result.extra["nbgrader"] = {"notebook": nb.name, "timestamp": valid_timestamp(timestamp),
                                 "unanswered": sorted(unanswered)}

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
-from .results import SubmissionResult, write_atomic
+from .reports import write_atomic
+from .results import SubmissionResult
 
 PANEL_W, PANEL_H, MARGIN = 320, 220, 44
 BINS = 10

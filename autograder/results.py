@@ -1,10 +1,9 @@
-"""Results in Gradescope's autograder schema, written atomically."""
+"""What the grader says about a submission, as data: one result per submission, one per check, in Gradescope's
+autograder schema (``reports`` writes them to files; reports read these fields, never their prose)."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,11 +49,18 @@ class SubmissionResult:
     score: float
     max_score: float
     execution_time: float
-    output: str
+    reason: str = ""  # why the notebook was not graded at all (damaged, refused, the grader failed), or ""
     tests: list[TestResult] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # about the notebook: renamed, cells skipped, follow-through
+    skipped_cells: int = 0  # cells that failed (raised, crashed, timed out) and were skipped
     # the submission's cells as the grader read them (None if unreadable): for the autograded notebook, not saved
     cells: list | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def output(self) -> str:
+        """The text a student reads first: the reason, or the notes as a list."""
+        return self.reason or "\n".join(f"- {note}" for note in self.notes)
 
     def to_json(self) -> dict[str, Any]:
         """The results.json document (Gradescope keys; our metadata under ``extra_data``)."""
@@ -65,15 +71,17 @@ class SubmissionResult:
             "output": _clip(self.output),
             "visibility": "visible",
             "tests": [t.to_json() for t in self.tests],
-            "extra_data": {"student": self.student, "assignment": self.assignment, **self.extra},
+            "extra_data": {"student": self.student, "assignment": self.assignment, "reason": self.reason,
+                           "notes": self.notes, "skipped_cells": self.skipped_cells, **self.extra},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SubmissionResult:
         extra = dict(data.get("extra_data", {}))
+        fields = {name: extra.pop(name) for name in ("reason", "notes", "skipped_cells") if name in extra}
         return cls(extra.pop("student", ""), extra.pop("assignment", ""), float(data["score"]),
-                   float(data["max_score"]), float(data.get("execution_time", 0)), data.get("output", ""),
-                   [TestResult.from_json(t) for t in data.get("tests", [])], extra)
+                   float(data["max_score"]), float(data.get("execution_time", 0)),
+                   tests=[TestResult.from_json(t) for t in data.get("tests", [])], extra=extra, **fields)
 
     def function_scores(self) -> dict[str, float]:
         """Exact score per graded function (the score of its ``test_<function>`` cell)."""
@@ -86,29 +94,6 @@ class SubmissionResult:
 
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_OUTPUT_CHARS else text[:MAX_OUTPUT_CHARS] + "\n[... output shortened]"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_result(folder: Path, result: SubmissionResult) -> None:
-    """Write ``results.json`` and ``feedback.html`` for one submission."""
-    from .feedback import render
-
-    write_atomic(folder / "feedback.html", render(result))
-    write_atomic(folder / "results.json", json.dumps(result.to_json(), indent=1))
 
 
 def read_result(folder: Path) -> SubmissionResult | None:

@@ -57,9 +57,9 @@ mark("checks")
 worker.end_submission()
 mark("end of submission (sweep)")
 result = g._result("s", outcomes, [], time.perf_counter(), {})
-from autograder.results import write_result
+from autograder.reports import write_reports, write_result
 write_result(job.out, result)
-batch.write_reports(root)
+write_reports(root)
 mark("reports")
 worker.close()
 print(json.dumps({"start": t0, "marks": marks, "score": result.score, "max": result.max_score}))

@@ -14,7 +14,8 @@ import pytest
 from conftest import TEST_LIMITS
 
 from autograder import course, samples
-from autograder.batch import BatchError, discover, grade_course, in_shard, parse_shard, write_reports
+from autograder.batch import BatchError, discover, grade_course, in_shard, parse_shard
+from autograder.reports import write_reports
 from autograder.results import read_result
 
 A1 = "a1_linear_regression"

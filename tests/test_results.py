@@ -13,7 +13,8 @@ from sklearn.datasets import make_regression
 from autograder import course, samples
 from autograder import results as res
 from autograder.notebook import read_cells
-from autograder.results import SubmissionResult, read_result, write_result
+from autograder.reports import write_result
+from autograder.results import SubmissionResult, read_result
 
 SCHEMA = json.loads((Path(res.__file__).parent / "gradescope_schema.json").read_text())
 A1 = "a1_linear_regression"

@@ -29,19 +29,23 @@ _SKIP_TREES = ("/proc", "/sys", "/dev")  # pseudo file systems; their writable p
 _DEV_PLACES = ("/dev/shm", "/dev/mqueue")
 
 
-def kill_descendants(root: int) -> None:
-    """Kill every process below ``root`` (repeatedly, as a fork loop may race) and reap them."""
-    for _ in range(200):
+def kill_descendants(root: int, seconds: float = 10.0) -> int:
+    """Kill every process below ``root`` (repeatedly, as a fork loop may race) and reap them; returns how many are
+    still there after ``seconds`` (a process stuck in the kernel, e.g. under memory pressure, dies late)."""
+    end = time.monotonic() + seconds
+    pause = 0.002
+    while True:
         victims = _descendants(root)
-        if not victims:
-            break
+        if not victims or time.monotonic() >= end:
+            reap(0.5 if not victims else 0)  # the last ones killed: reap them too, leaving no zombie behind
+            return len(victims)
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        reap(0.002)
-    reap(0)
+        reap(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _descendants(root: int) -> list[int]:

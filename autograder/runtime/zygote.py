@@ -144,7 +144,10 @@ class Zygote:
                     self._sweep()
                     send(self.out, Ended())
             except Exception as err:  # noqa: BLE001 - a bug here must cost one request, not the worker
-                self._sweep()
+                try:
+                    self._sweep()
+                except RuntimeError:
+                    pass  # the grader restarts this worker on Failed
                 send(self.out, Failed(f"{type(err).__name__}: {err}"))
 
     def _preload(self) -> list[str]:
@@ -338,9 +341,11 @@ class Zygote:
                 except OSError:
                     pass
             self.student = None
-        cleanup.kill_descendants(os.getpid())
+        left = cleanup.kill_descendants(os.getpid())
         shutil.rmtree(self.workdir, ignore_errors=True)
         self._clean_host()
+        if left:  # the grader then replaces this worker (and its cgroup) before the next student runs
+            raise RuntimeError(f"{left} process(es) of the last submission would not die")
 
     def _clean_host(self) -> None:
         if self.cfg.get("private_tmp"):  # this worker's own /tmp and /dev/shm: emptied

@@ -199,7 +199,7 @@ def _empty(folder: Path) -> None:
             kill.write_text("1")
         except OSError:
             pass
-    for _ in range(100):
+    for _ in range(500):  # up to 10 s: a process under memory pressure can take a while to die
         try:
             pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
         except (OSError, ValueError):

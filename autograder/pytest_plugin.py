@@ -1,0 +1,199 @@
+"""Run an assignment's checks on a notebook as pytest items, through the same sandbox as ``dlgrade grade``.
+
+    python -m pytest -p autograder.pytest_plugin --submission linear_regression.ipynb
+    python -m pytest -p autograder.pytest_plugin --submission nb.ipynb --assignment a1_linear_regression -k mse
+
+One item per check, seed and device, with ids like
+``a1_linear_regression::mse_gradient::matches the reference on random beta, X and y[hidden-1-cpu]``; a failing item
+shows the message the student would get. ``-k``, ``--lf``, ``--junitxml`` and an IDE's run and debug work as for any
+pytest test. The verdicts are ``dlgrade grade``'s: a check passes there exactly when all its items pass here, and
+follow-through applies the same way (a function whose helper fails its own checks is run with the reference's
+helper). With several ``--submission`` options, each notebook's items are prefixed by its path.
+
+This is how an instructor writes and debugs a check: add it to ``autograder/checks/<id>.py``, then run it against
+the reference (``samples.build``) and against a mistaken notebook and watch it pass and fail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SESSION = pytest.StashKey["GradingSession"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dlgrade", "grading a notebook with dlgrade's checks")
+    group.addoption("--submission", action="append", default=[], type=Path, metavar="NOTEBOOK",
+                    help="a student notebook to grade (repeatable)")
+    group.addoption("--assignment", default=None, metavar="ID",
+                    help="the assignment (default: from the notebook's name, else its graded cells)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("submission"):
+        config.stash[SESSION] = GradingSession()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def pytest_collection(session: pytest.Session) -> bool | None:
+    """With ``--submission``: collect the checks of each notebook, and nothing else."""
+    config = session.config
+    notebooks = config.getoption("submission")
+    if not notebooks:
+        return None
+    items: list[pytest.Item] = []
+    grading = config.stash[SESSION]
+    for path in notebooks:
+        name = _assignment(path, config.getoption("assignment"))
+        grading.assignments.append(name)
+        nodeid = name if len(notebooks) == 1 else f"{path}::{name}"
+        node = Submission.from_parent(session, name=name, path=path.resolve(), nodeid=nodeid, assignment=name)
+        for group in node.collect():
+            items += group.collect()
+    config.hook.pytest_collection_modifyitems(session=session, config=config, items=items)
+    session.items = items
+    session.testscollected = len(items)
+    config.hook.pytest_collection_finish(session=session)
+    return True
+
+
+def _assignment(path: Path, given: str | None) -> str:
+    from . import course
+    from .check import assignment_of
+    from .notebook import NotebookError, read_cells
+
+    if given:
+        course.suite(given)  # CourseError for an unknown one
+        return given
+    try:
+        found = assignment_of(path, read_cells(path))
+    except NotebookError as err:
+        raise pytest.UsageError(f"{path}: {err}") from err
+    if found is None:
+        raise pytest.UsageError(f"cannot tell which assignment {path.name} belongs to: pass --assignment")
+    return found
+
+
+class Submission(pytest.Collector):
+    """One notebook: a group of items per graded function."""
+
+    def __init__(self, *, assignment: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.assignment = assignment
+
+    def collect(self) -> Iterator[Function]:
+        from . import course
+
+        for function in course.suite(self.assignment).functions:
+            yield Function.from_parent(self, name=function)
+
+
+class Function(pytest.Collector):
+    """The checks of one graded function, each on every seed and device."""
+
+    def collect(self) -> Iterator[CheckItem]:
+        from . import course, policy
+
+        submission: Submission = self.parent
+        for check in course.suite(submission.assignment).checks:
+            if check.function != self.name:
+                continue
+            runs = policy.seeds(check.name) if check.seeded else [(policy.PUBLIC_SEED, True)]
+            devices = policy.devices() if check.on_devices else ("cpu",)
+            for device in devices:
+                for number, (seed, public) in enumerate(runs):
+                    where = "public" if public else f"hidden-{number}"
+                    yield CheckItem.from_parent(self, name=f"{check.description}[{where}-{device}]", check=check,
+                                                seed=seed, public=public, device=device)
+
+
+class CheckItem(pytest.Item):
+    """One check on one seed and one device."""
+
+    def __init__(self, *, check: Any, seed: int, public: bool, device: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.check, self.seed, self.public, self.device = check, seed, public, device
+
+    def runtest(self) -> None:
+        submission: Submission = self.parent.parent
+        grading = self.config.stash[SESSION]
+        message = grading.run(submission, self.check, self.seed, self.public, self.device)
+        if message is not None:
+            raise CheckFailed(message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.parent.name}: {self.name}"
+
+
+class CheckFailed(Exception):
+    """A check failed; the message is the student's feedback."""
+
+
+class GradingSession:
+    """One sandbox worker for the whole pytest session, one notebook run at a time."""
+
+    def __init__(self) -> None:
+        self.worker = None
+        self.current: Path | None = None
+        self.graders: dict[str, Any] = {}
+        self.helper_verdicts: dict[str, bool] = {}
+        self.assignments: list[str] = []  # of the notebooks collected: what the worker imports first
+
+    def run(self, submission: Submission, check: Any, seed: int, public: bool, device: str) -> str | None:
+        from .checking import run_check
+
+        grader = self._start(submission)
+        stubs = [h for h in grader.suite.depends.get(check.function, []) if self._helper_failed(grader, h)]
+        outcome = run_check(check, self.worker, grader.reference, devices=[device], stubs=stubs,
+                            runs=[(seed, public)])
+        return None if outcome.passed else outcome.output
+
+    def _start(self, submission: Submission) -> Any:
+        from . import course
+        from .grading import Grader
+        from .notebook import cells_to_run, read_cells
+        from .sandbox import Worker
+
+        grader = self.graders.get(submission.assignment)
+        if grader is None:
+            grader = self.graders[submission.assignment] = Grader(submission.assignment)
+        if self.current != submission.path:
+            if self.worker is None:
+                preload, warm = course.sandbox_imports(self.assignments)
+                self.worker = Worker(0, preload=preload, hide=course.secret_paths(), warm_torch=warm)
+                self.worker.start()
+            else:
+                self.worker.end_submission()
+            self.worker.run_notebook(cells_to_run(read_cells(submission.path), include_tests=False,
+                                                  demo_sources=grader.demo_sources))
+            self.current, self.helper_verdicts = submission.path, {}
+        return grader
+
+    def _helper_failed(self, grader: Any, helper: str) -> bool:
+        """Whether ``helper`` fails any of its own checks (decides follow-through, as ``dlgrade grade`` does)."""
+        from .checking import run_check
+
+        if helper not in self.helper_verdicts:
+            self.helper_verdicts[helper] = not all(run_check(c, self.worker, grader.reference).passed
+                                                   for c in grader.suite.checks if c.function == helper)
+        return self.helper_verdicts[helper]
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.end_submission()
+            self.worker.close()
+            self.worker = None

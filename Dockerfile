@@ -90,13 +90,17 @@ RUN set -eu; \
     chmod -R o-rwx /opt/dlgrade "$checks"; \
     mkdir -m 0750 /srv/dlgrade && chgrp 1000 /srv/dlgrade && mkdir /srv/dlgrade/course; \
     ln -s /srv/dlgrade/course /course; \
+    DLGRADE_HOME=/opt/dlgrade DLGRADE_CACHE=/opt/dlgrade/cache dlgrade warm; \
+    chown -R root:1000 /opt/dlgrade/cache && chmod -R u=rwX,g=rX,o= /opt/dlgrade/cache; \
     dlgrade doctor
 # Root starts the grader only so that it can run each student's code as its own unprivileged uid (61000 + worker),
 # which cannot read /opt/dlgrade (references, source notebooks with solutions and hidden tests) or the checks:
 # those belong to root and group 1000. /course is a link into /srv/dlgrade, so a course mounted there is out of
 # those uids' reach too (no copying a classmate's notebook). What the grader writes there goes to the folder's owner.
 # `--user 1000:1000` runs everything as the non-root user instead (then student code runs as that user too).
-ENV DLGRADE_HOME=/opt/dlgrade MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
+# The reference's outputs for every check (dlgrade warm, above) are in /opt/dlgrade/cache: a batch, a rerun and a
+# single upload skip recomputing them. Like the references, only root and group 1000 can read them.
+ENV DLGRADE_HOME=/opt/dlgrade DLGRADE_CACHE=/opt/dlgrade/cache MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
 WORKDIR /course
 ENTRYPOINT ["dlgrade"]
 CMD ["grade", "/course"]

@@ -43,6 +43,11 @@ fi
 @VENV@/bin/pip install -q ./dlgrade
 chmod 0755 @VENV@  # student code runs as another user and needs the interpreter, but not the checks
 chmod -R go-rwx "$(@VENV@/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/autograder/checks"
+# the reference's outputs for every check, computed once here (in this image, with its own numpy and torch), so
+# that each upload only runs the student's code; kept with the references, out of student code's reach
+@SALT@DLGRADE_HOME="$PWD/dlgrade" DLGRADE_CACHE="$PWD/dlgrade/reference-cache" @VENV@/bin/python -m autograder warm \
+  --assignment @ASSIGNMENT@
+chmod -R go-rwx dlgrade
 @VENV@/bin/python -m autograder doctor
 """
 
@@ -90,7 +95,7 @@ mkdir -p "$dest"
 find "$root/submission" -name '*.ipynb' \\( -type f -o -type l \\) -not -path '*/.ipynb_checkpoints/*' \\
   -exec cp -P -- {} "$dest/" \\; 2>/dev/null
 
-export DLGRADE_HOME=$project PYTHONPATH=$project${PYTHONPATH:+:$PYTHONPATH}
+export DLGRADE_HOME=$project DLGRADE_CACHE=$project/reference-cache PYTHONPATH=$project${PYTHONPATH:+:$PYTHONPATH}
 "$python" -m autograder grade "$course" --assignment "$assignment" --force >"$log" 2>&1
 status=$?
 cat "$log"  # Gradescope shows this to instructors

@@ -186,6 +186,9 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
     lock = threading.Lock()
 
     def finish(job: Job, result: SubmissionResult) -> None:
+        for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
+            with lock:
+                summary.failures.append(f"{for_terminal(job.student)}/{job.assignment}: {for_terminal(error)}")
         nbgrader_course.write_autograded(course_dir, job.folder, result, graders[job.assignment].notebook)
         write_result(job.out, result)  # last: a result on disk means everything else is there
         with lock:

@@ -259,6 +259,7 @@ class TestOutcome:
     passed: bool
     output: str
     seconds: float
+    grader_error: str = ""  # set when the grader itself failed on this check (a bug to report)
 
 
 def run_check(check: Check, student: StudentSide, reference: ReferenceSide,

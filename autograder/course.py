@@ -77,12 +77,18 @@ def suite(assignment: str) -> Suite:
     return module.SUITE
 
 
-@functools.cache
-def reference(assignment: str) -> ModuleType:
-    """The reference solution module ``solutions/<assignment>.py`` (never shipped to students)."""
+def reference_path(assignment: str) -> Path:
+    """``solutions/<assignment>.py``, or CourseError if it is missing."""
     path = course_root() / "solutions" / f"{assignment}.py"
     if not path.is_file():
         raise CourseError(f"reference solution {path} not found (set DLGRADE_HOME to the course repository)")
+    return path
+
+
+@functools.cache
+def reference(assignment: str) -> ModuleType:
+    """The reference solution module ``solutions/<assignment>.py`` (never shipped to students)."""
+    path = reference_path(assignment)
     spec = importlib.util.spec_from_file_location(f"dlgrade_solutions.{assignment}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -59,6 +59,7 @@ class Grader:
     def __init__(self, assignment: str, course_dir: Path | None = None) -> None:
         self.assignment = assignment
         self.suite = course.suite(assignment)
+        course.reference_path(assignment)  # CourseError now, before any grading, if the reference is missing
         self.reference = ReferenceSide(lambda: course.reference(assignment),
                                        ReferenceCache(assignment, course.reference_files(assignment)))
         self.notebook = course_notebook(assignment, course_dir)
@@ -113,6 +114,9 @@ class Grader:
         finally:
             worker.end_submission()
         result = self._result(student, outcomes, notes, start, extra)
+        errors = [o.grader_error for o in outcomes if o.grader_error]
+        if errors:  # the TA hears of it (dlgrade grade warns); the student's tests say it is not their fault
+            result.extra["grader_errors"] = errors
         result.skipped_cells = sum(not report.ok for report in run.cells)
         result.cells = cells
         return result
@@ -134,8 +138,10 @@ class Grader:
         try:
             outcome = run_check(check, student, self.reference, stubs=stubs)
         except Exception as err:  # noqa: BLE001 - a grader bug costs one test's verdict, never the submission's
-            return TestOutcome(check, False, f"This test could not be run: the grader failed ({type(err).__name__}). "
-                               f"{NOT_YOUR_FAULT}", time.perf_counter() - start)
+            outcome = TestOutcome(check, False, f"This test could not be run: the grader failed ({type(err).__name__})"
+                                  f". {NOT_YOUR_FAULT}", time.perf_counter() - start)
+            outcome.grader_error = f"{check.name}: {type(err).__name__}: {err}"
+            return outcome
         if stubs:
             outcome.output = ((outcome.output + "\n") if outcome.output else "") + (
                 f"Follow-through: your {', '.join(stubs)} fails its own tests, so these tests called a correct "

@@ -155,10 +155,16 @@ def browser() -> Iterator:
 
 
 def wait_for(predicate, seconds: float = 30):
-    """The first truthy value of ``predicate()`` within ``seconds`` (pages fill their tables with JavaScript)."""
+    """The first truthy value of ``predicate()`` within ``seconds`` (pages fill their tables with JavaScript, and
+    may redraw them while they are read: an element gone stale is read again)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + seconds
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except StaleElementReferenceException:
+            value = None
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.3)

@@ -109,24 +109,26 @@ def discover(course_dir: Path, assignments: Sequence[str] | None = None,
         if a not in known:
             raise BatchError(f"unknown assignment {a!r}; this installation grades: {', '.join(known)}")
     wanted = list(assignments or known)
-    jobs = []
-    for student_dir in _entries(submitted):
-        if students and student_dir.name not in students:
-            continue
-        graded = course_dir / "graded" / student_dir.name
-        if student_dir.is_symlink():
-            jobs += [Job(student_dir.name, a, submitted / student_dir.name / a, graded / a,
-                         refused="the student's folder is a symbolic link, and links are not graded") for a in wanted]
-            continue
-        if not student_dir.is_dir(follow_symlinks=False):
-            continue
-        for folder in _entries(Path(student_dir.path)):
-            if folder.name not in wanted:
-                continue
-            refused = "" if not folder.is_symlink() else "the assignment folder is a symbolic link, which is not graded"
-            if refused or folder.is_dir(follow_symlinks=False):
-                jobs.append(Job(student_dir.name, folder.name, Path(folder.path), graded / folder.name, refused))
+    jobs = [job for student_dir in _entries(submitted) if not students or student_dir.name in students
+            for job in _student_jobs(course_dir, student_dir, wanted)]
     return sorted(jobs, key=lambda j: (j.assignment, j.student))
+
+
+def _student_jobs(course_dir: Path, student_dir: os.DirEntry, wanted: list[str]) -> list[Job]:
+    graded = course_dir / "graded" / student_dir.name
+    if student_dir.is_symlink():
+        reason = "the student's folder is a symbolic link, and links are not graded"
+        return [Job(student_dir.name, a, Path(student_dir.path) / a, graded / a, reason) for a in wanted]
+    if not student_dir.is_dir(follow_symlinks=False):
+        return []
+    jobs = []
+    for folder in _entries(Path(student_dir.path)):
+        if folder.name not in wanted:
+            continue
+        refused = "the assignment folder is a symbolic link, which is not graded" if folder.is_symlink() else ""
+        if refused or folder.is_dir(follow_symlinks=False):
+            jobs.append(Job(student_dir.name, folder.name, Path(folder.path), graded / folder.name, refused))
+    return jobs
 
 
 def _entries(folder: Path) -> list[os.DirEntry]:
@@ -178,57 +180,8 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
                for i in range(min(n_workers, len(todo)))]
     for worker in workers:  # the sandboxes import their libraries while the graders load checks and references
         worker.launch()
-    graders = {a: Grader(a, course_dir) for a in assignments}
-    pending: queue.Queue[Job] = queue.Queue()
-    for job in todo:
-        pending.put(job)
-    progress = Progress(len(todo), "grading")
-    lock = threading.Lock()
-
-    def finish(job: Job, result: SubmissionResult) -> None:
-        for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
-            with lock:
-                summary.failures.append(f"{for_terminal(job.student)}/{job.assignment}: {for_terminal(error)}")
-        nbgrader_course.write_autograded(course_dir, job.folder, result, graders[job.assignment].notebook)
-        write_result(job.out, result)  # last: a result on disk means everything else is there
-        with lock:
-            summary.graded.append(result)
-        progress.advance(f"{for_terminal(job.student)} {job.assignment}: {result.score:g}/{result.max_score:g}")
-
-    def work(worker: Worker) -> None:
-        try:
-            worker.wait_ready()
-        except Exception as err:  # noqa: BLE001 - reported, other workers go on
-            with lock:
-                summary.errors.append(f"worker {worker.index} could not start: {err}")
-            return
-        try:
-            while True:
-                try:
-                    job = pending.get_nowait()
-                except queue.Empty:
-                    return
-                grader = graders[job.assignment]
-                if job.refused:
-                    finish(job, grader.refusal(job.student, job.refused))
-                    continue
-                try:
-                    result = grader.grade(job.folder, worker, job.student)
-                except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
-                    with lock:
-                        summary.failures.append(f"{for_terminal(job.student)}/{job.assignment}: "
-                                                f"{type(err).__name__}: {for_terminal(str(err))}")
-                    result = grader.failure(job.student, err)
-                try:
-                    finish(job, result)
-                except OSError as err:
-                    with lock:
-                        summary.errors.append(f"{for_terminal(job.student)}/{job.assignment}: results not written "
-                                              f"({err})")
-        finally:
-            worker.close()
-
-    threads = [threading.Thread(target=work, args=(w,), daemon=True) for w in workers]
+    crew = _Crew(course_dir, {a: Grader(a, course_dir) for a in assignments}, todo, summary)
+    threads = [threading.Thread(target=crew.work, args=(w,), daemon=True) for w in workers]
     try:
         for thread in threads:
             thread.start()
@@ -237,10 +190,63 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
     finally:  # also on Ctrl-C or SIGTERM: no sandbox, process or cgroup outlives the batch
         for worker in workers:
             worker.close()
-        progress.close()
-        for grader in graders.values():
+        crew.progress.close()
+        for grader in crew.graders.values():
             grader.reference.cache.save()
-    if not pending.empty():
+    if not crew.pending.empty():
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
 
+class _Crew:
+    """The workers' shared queue of jobs: each worker thread takes the next job until none is left."""
+
+    def __init__(self, course_dir: Path, graders: dict[str, Grader], todo: list[Job], summary: Summary) -> None:
+        self.course_dir, self.graders, self.summary = course_dir, graders, summary
+        self.pending: queue.Queue[Job] = queue.Queue()
+        for job in todo:
+            self.pending.put(job)
+        self.progress = Progress(len(todo), "grading")
+        self.lock = threading.Lock()
+
+    def work(self, worker: Worker) -> None:
+        """One worker thread: start the sandbox, then grade jobs until the queue is empty."""
+        try:
+            worker.wait_ready()
+        except Exception as err:  # noqa: BLE001 - reported, other workers go on
+            self._note(self.summary.errors, f"worker {worker.index} could not start: {err}")
+            return
+        try:
+            while True:
+                try:
+                    job = self.pending.get_nowait()
+                except queue.Empty:
+                    return
+                self._grade(job, worker)
+        finally:
+            worker.close()
+
+    def _grade(self, job: Job, worker: Worker) -> None:
+        grader = self.graders[job.assignment]
+        who = f"{for_terminal(job.student)}/{job.assignment}"
+        if job.refused:
+            result = grader.refusal(job.student, job.refused)
+        else:
+            try:
+                result = grader.grade(job.folder, worker, job.student)
+            except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
+                self._note(self.summary.failures, f"{who}: {type(err).__name__}: {for_terminal(str(err))}")
+                result = grader.failure(job.student, err)
+        for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
+            self._note(self.summary.failures, f"{who}: {for_terminal(error)}")
+        try:
+            nbgrader_course.write_autograded(self.course_dir, job.folder, result, grader.notebook)
+            write_result(job.out, result)  # last: a result on disk means everything else is there
+        except OSError as err:
+            self._note(self.summary.errors, f"{who}: results not written ({err})")
+            return
+        self._note(self.summary.graded, result)
+        self.progress.advance(f"{for_terminal(job.student)} {job.assignment}: {result.score:g}/{result.max_score:g}")
+
+    def _note(self, where: list, item: object) -> None:
+        with self.lock:
+            where.append(item)

@@ -75,57 +75,79 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import course
+    if args.command in ("grade", "check", "merge", "gradescope", "warm"):
+        from . import course
+
+        course.check_readable()
+    return COMMANDS[args.command](args)
+
+
+def _grade(args: argparse.Namespace) -> int:
     from .batch import BatchError, grade_course, parse_shard, shard_from_env
-    from .reports import summary_table, write_reports
+    from .reports import summary_table
     from .sandbox import protection_table
 
-    if args.command in ("grade", "check", "merge", "gradescope"):
-        course.check_readable()
-    if args.command == "grade":
-        if not args.course_dir.is_dir():
-            raise BatchError(f"{args.course_dir} is not a folder")
-        if args.workers is not None and args.workers < 1:
-            raise BatchError("--workers must be at least 1")
-        print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
-        summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
-                               workers=args.workers, force=args.force,
-                               shard=parse_shard(args.shard) or shard_from_env(args.shards))
-        print(summary_table(summary.graded))
-        print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
-              f"see {args.course_dir / 'grades.csv'}")
-        for failure in summary.failures:
-            print(f"warning: the grader failed on {failure} (the student got a 'not your fault' result)",
-                  file=sys.stderr)
-        for error in summary.errors:
-            print(f"error: {error}", file=sys.stderr)
-        return 1 if summary.errors else 0
-    if args.command == "check":
-        from .check import check_notebook, format_table
+    if not args.course_dir.is_dir():
+        raise BatchError(f"{args.course_dir} is not a folder")
+    if args.workers is not None and args.workers < 1:
+        raise BatchError("--workers must be at least 1")
+    print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
+    summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
+                           workers=args.workers, force=args.force,
+                           shard=parse_shard(args.shard) or shard_from_env(args.shards))
+    print(summary_table(summary.graded))
+    print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
+          f"see {args.course_dir / 'grades.csv'}")
+    for failure in summary.failures:
+        print(f"warning: the grader failed on {failure} (the student got a 'not your fault' result)", file=sys.stderr)
+    for error in summary.errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if summary.errors else 0
 
-        results = check_notebook(args.notebook)
-        print(format_table(args.notebook, results))
-        return 0 if all(r.passed for r in results) else 1
-    if args.command == "merge":
-        results = write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))
-        print(summary_table(results))
-        return 0
-    if args.command == "demo":
-        from .demo import run_demo
 
-        return run_demo(args.keep)
-    if args.command == "gradescope":
-        from .gradescope import build_bundle
+def _check(args: argparse.Namespace) -> int:
+    from .check import check_notebook, format_table
 
-        print(build_bundle(args.assignment, args.out))
-        return 0
-    if args.command == "warm":
-        from .grading import warm_reference_cache
+    results = check_notebook(args.notebook)
+    print(format_table(args.notebook, results))
+    return 0 if all(r.passed for r in results) else 1
 
-        for assignment in args.assignment or course.available():
-            print(f"{assignment}: {warm_reference_cache(assignment)}")
-        return 0
-    if args.command == "doctor":
-        print("Sandbox protections on this machine:\n" + protection_table())
-        return 0
-    raise AssertionError(args.command)
+
+def _merge(args: argparse.Namespace) -> int:
+    from .reports import summary_table, write_reports
+
+    print(summary_table(write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.keep)
+
+
+def _gradescope(args: argparse.Namespace) -> int:
+    from .gradescope import build_bundle
+
+    print(build_bundle(args.assignment, args.out))
+    return 0
+
+
+def _warm(args: argparse.Namespace) -> int:
+    from . import course
+    from .grading import warm_reference_cache
+
+    for assignment in args.assignment or course.available():
+        print(f"{assignment}: {warm_reference_cache(assignment)}")
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .sandbox import protection_table
+
+    print("Sandbox protections on this machine:\n" + protection_table())
+    return 0
+
+
+COMMANDS = {"grade": _grade, "check": _check, "merge": _merge, "demo": _demo, "gradescope": _gradescope,
+            "warm": _warm, "doctor": _doctor}

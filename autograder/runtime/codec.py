@@ -58,14 +58,30 @@ def _describe(value: Any) -> str:
 def _to_plain(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise CodecError(f"a value nested more than {MAX_DEPTH} levels deep")
+    if value is None or isinstance(value, (bool, str, int, float, np.bool_, np.integer, np.floating)):
+        return _scalar(value)
+    if isinstance(value, (list, tuple)):
+        items = [_to_plain(v, arrays, depth + 1) for v in value]
+        return {"__tuple__": items} if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise CodecError("a dict whose keys are not all strings")
+        return {"__dict__": {k: _to_plain(v, arrays, depth + 1) for k, v in value.items()}}
+    return _array(value, arrays)
+
+
+def _scalar(value: Any) -> Any:
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
-        return int(value)
     if isinstance(value, np.bool_):
         return bool(value)
-    if isinstance(value, (float, np.floating)):
-        return _float(float(value))
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return _float(float(value))
+
+
+def _array(value: Any, arrays: list[np.ndarray]) -> dict:
+    """An array, tensor or the grader's tensor record, as a reference to its .npy part."""
     if isinstance(value, np.ndarray):
         arrays.append(_plain_array(value))
         return {"__nd__": len(arrays) - 1}
@@ -76,19 +92,8 @@ def _to_plain(value: Any, arrays: list[np.ndarray], depth: int = 0) -> Any:
     if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
         data = value.detach().to("cpu")
         arrays.append(_plain_array(data.numpy() if str(data.dtype) != "torch.bfloat16" else data.float().numpy()))
-        return {
-            "__tensor__": len(arrays) - 1,
-            "dtype": str(value.dtype).removeprefix("torch."),
-            "device": value.device.type,
-            "requires_grad": bool(value.requires_grad),
-        }
-    if isinstance(value, (list, tuple)):
-        items = [_to_plain(v, arrays, depth + 1) for v in value]
-        return {"__tuple__": items} if isinstance(value, tuple) else items
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise CodecError("a dict whose keys are not all strings")
-        return {"__dict__": {k: _to_plain(v, arrays, depth + 1) for k, v in value.items()}}
+        return {"__tensor__": len(arrays) - 1, "dtype": str(value.dtype).removeprefix("torch."),
+                "device": value.device.type, "requires_grad": bool(value.requires_grad)}
     raise CodecError(_describe(value))
 
 
@@ -203,6 +208,15 @@ def _from_plain(obj: Any, arrays: list[np.ndarray], depth: int) -> Any:
         return obj
     if not isinstance(obj, dict) or len(obj) not in (1, 4):
         raise CodecError("a malformed value")
+    if "__tuple__" in obj and isinstance(obj["__tuple__"], list):
+        return tuple(_from_plain(v, arrays, depth - 1) for v in obj["__tuple__"])
+    if "__dict__" in obj and isinstance(obj["__dict__"], dict):
+        return {k: _from_plain(v, arrays, depth - 1) for k, v in obj["__dict__"].items()}
+    return _from_tagged(obj, arrays)
+
+
+def _from_tagged(obj: dict, arrays: list[np.ndarray]) -> Any:
+    """An array, a tensor or a non-finite float from its tagged record."""
     if "__nd__" in obj:
         return arrays[_index(obj["__nd__"], arrays)]
     if "__tensor__" in obj:
@@ -211,14 +225,10 @@ def _from_plain(obj: Any, arrays: list[np.ndarray], depth: int) -> Any:
             raise CodecError("a malformed tensor")
         return TensorData(arrays[_index(obj["__tensor__"], arrays)], obj["dtype"][:20], obj["device"][:20],
                           obj["requires_grad"])
-    if "__tuple__" in obj and isinstance(obj["__tuple__"], list):
-        return tuple(_from_plain(v, arrays, depth - 1) for v in obj["__tuple__"])
     if "__float__" in obj:
         if obj["__float__"] not in ("nan", "inf", "-inf"):
             raise CodecError("a malformed number")
         return float(obj["__float__"])
-    if "__dict__" in obj and isinstance(obj["__dict__"], dict):
-        return {k: _from_plain(v, arrays, depth - 1) for k, v in obj["__dict__"].items()}
     raise CodecError("a malformed value")
 
 

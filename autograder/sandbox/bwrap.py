@@ -52,8 +52,16 @@ def why_not() -> str:
 
 def arguments(runtime: Path, hide: Sequence[Path]) -> list[str]:
     """bubblewrap's options for a worker whose runtime package is the folder ``runtime``."""
-    # private /tmp first, so that an environment living under /tmp is bound on top of it, not hidden by it;
-    # a private, world-writable /dev/shm: multiprocessing (DataLoader workers) needs it for semaphores
+    python, bound = _python_environment()
+    return [*_system(), *python, *_devices(), *_hidden(hide, bound),
+            "--perms", "0755", "--dir", RUNTIME_MOUNT, "--ro-bind", str(runtime), f"{RUNTIME_MOUNT}/{runtime.name}",
+            *_namespaces()]
+
+
+def _system() -> list[str]:
+    """A private /tmp first (an environment living under /tmp is bound on top of it, not hidden by it), /proc with
+    /proc/keys masked, a minimal /dev with a private, world-writable /dev/shm (DataLoader workers need it), and the
+    system's libraries read-only."""
     args = ["--tmpfs", "/tmp", "--proc", "/proc", "--ro-bind-try", "/dev/null", "/proc/keys", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/dev/shm", "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -63,27 +71,42 @@ def arguments(runtime: Path, hide: Sequence[Path]) -> list[str]:
             args += ["--ro-bind", top, top]
     for etc in ("/etc/ld.so.cache", "/etc/alternatives", "/etc/localtime", "/etc/ssl"):
         args += ["--ro-bind-try", etc, etc]
+    return args
+
+
+def _python_environment() -> tuple[list[str], list[Path]]:
+    """The interpreter's prefixes (and the virtual environment's), read-only at their own paths."""
+    args: list[str] = []
     made: set[str] = set()
     bound: list[Path] = []
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
                           str(Path(sys.executable).resolve().parent.parent)}):
-        prefix_path = Path(prefix).resolve()
-        if any(prefix_path == b or b in prefix_path.parents for b in bound) or str(prefix_path).startswith("/usr/"):
+        path = Path(prefix).resolve()
+        if any(path == b or b in path.parents for b in bound) or str(path).startswith("/usr/"):
             continue
-        for parent in reversed(prefix_path.parents):
+        for parent in reversed(path.parents):
             if str(parent) != "/" and str(parent) not in made:
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
-        args += ["--ro-bind", str(prefix_path), str(prefix_path)]
-        bound.append(prefix_path)
-    for dev in sorted(Path("/dev").glob("nvidia*")):
-        args += ["--dev-bind-try", str(dev), str(dev)]
-    for secret in hide:
-        if any(secret == b or b in secret.parents for b in [*bound, Path("/usr")]) and secret.is_dir():
-            args += ["--tmpfs", str(secret)]
-    args += ["--perms", "0755", "--dir", RUNTIME_MOUNT, "--ro-bind", str(runtime), f"{RUNTIME_MOUNT}/{runtime.name}"]
-    args += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-             "--die-with-parent", "--new-session", "--chdir", "/"]
+        args += ["--ro-bind", str(path), str(path)]
+        bound.append(path)
+    return args, bound
+
+
+def _devices() -> list[str]:
+    return [arg for dev in sorted(Path("/dev").glob("nvidia*")) for arg in ("--dev-bind-try", str(dev), str(dev))]
+
+
+def _hidden(hide: Sequence[Path], bound: list[Path]) -> list[str]:
+    """An empty folder over each secret folder (solutions, sources, the grader) that a bound tree contains."""
+    return [arg for secret in hide if secret.is_dir() and any(secret == b or b in secret.parents
+                                                              for b in [*bound, Path("/usr")])
+            for arg in ("--tmpfs", str(secret))]
+
+
+def _namespaces() -> list[str]:
+    args = ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--new-session", "--chdir", "/"]
     if os.geteuid() == 0:
         args += ["--cap-drop", "ALL"]
         for cap in ZYGOTE_CAPS:

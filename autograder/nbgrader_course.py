@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from . import course
 from .checking import Suite
 from .notebook import Cell, read_cells
@@ -98,7 +96,7 @@ def course_notebook(assignment: str, course_dir: Path | None = None) -> CourseNo
     """The notebook of ``assignment`` as the course at ``course_dir`` defines it (source/, else gradebook.db, else the
     installed copy), checked against the installed checks."""
     filename = course.notebook_name(assignment)
-    released = nbformat.read(course.released_notebook(assignment), as_version=4)
+    released = _read_notebook(course.released_notebook(assignment))
     installed = _from_notebook(assignment, course.source_notebook(assignment), _released_cells(released))
     chosen = installed
     if course_dir is not None:
@@ -145,7 +143,33 @@ def _role(meta: dict, kind: str) -> str | None:
     return None
 
 
-def _released_cells(released: nbformat.NotebookNode) -> dict[str, tuple[str, str | None]]:
+class _Node(dict):
+    """A notebook's JSON with attribute access, as nbformat gives it (without importing nbformat: 1.2 s)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _read_notebook(path: Path) -> _Node:
+    """A course notebook (nbformat 4 JSON, the instructor's) with each cell's source as one string."""
+
+    def node(value: Any) -> Any:
+        if isinstance(value, dict):
+            return _Node({k: node(v) for k, v in value.items()})
+        return [node(v) for v in value] if isinstance(value, list) else value
+
+    nb = node(json.loads(Path(path).read_text(encoding="utf-8")))
+    for cell in nb.get("cells", []):
+        cell.setdefault("metadata", _Node())
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+    return nb
+
+
+def _released_cells(released: _Node) -> dict[str, tuple[str, str | None]]:
     """grade_id -> (source, checksum) of a released notebook's nbgrader cells."""
     cells = {}
     for cell in released.cells:
@@ -182,8 +206,8 @@ def strip_hidden_tests(source: str) -> str:
 
 def _from_notebook(assignment: str, path: Path, released: dict[str, tuple[str, str | None]]) -> CourseNotebook:
     try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as err:  # noqa: BLE001 - nbformat raises many types
+        nb = _read_notebook(path)
+    except Exception as err:  # noqa: BLE001 - a damaged course notebook, whatever the error
         raise course.CourseError(f"{path} could not be read as a notebook ({type(err).__name__}: {err})") from err
     cells = []
     for cell in nb.cells:
@@ -332,10 +356,16 @@ def write_autograded(course_dir: Path, submission: Path, result: SubmissionResul
 
 def autograded_notebook(cells: list[Cell], result: SubmissionResult, nb: CourseNotebook) -> tuple[dict, set[str]]:
     """The graded notebook (nbformat 4 JSON) and the grade_ids of cells the student left as released."""
-    by_function: dict[str, list[TestResult]] = {}
-    for test in result.tests:
-        by_function.setdefault(test.graded_function(), []).append(test)
-    notes = result.output
+    out, seen, unanswered = _copy_cells(cells, nb)
+    _restore_deleted(out, seen, unanswered, nb)
+    _report_in_test_cells(out, result, nb)
+    for index, cell in enumerate(out):
+        cell["id"] = f"cell-{index}"
+    return {"cells": out, "metadata": nb.metadata, "nbformat": 4, "nbformat_minor": 5}, unanswered
+
+
+def _copy_cells(cells: list[Cell], nb: CourseNotebook) -> tuple[list[dict], set[str], set[str]]:
+    """The submission's cells, graded ones with nbgrader's metadata and locked ones as released."""
     out: list[dict] = []
     seen: set[str] = set()
     unanswered: set[str] = set()
@@ -349,7 +379,11 @@ def autograded_notebook(cells: list[Cell], result: SubmissionResult, nb: CourseN
         if ref.has_response and source.strip() == ref.source.strip():
             unanswered.add(ref.grade_id)
         out.append(_graded(ref, source))
-    # cells the student deleted come back as released (a deleted written answer is unanswered)
+    return out, seen, unanswered
+
+
+def _restore_deleted(out: list[dict], seen: set[str], unanswered: set[str], nb: CourseNotebook) -> None:
+    """Cells the student deleted come back as released (a deleted written answer is unanswered)."""
     order = [c.grade_id for c in nb.cells]
     for ref in nb.cells:
         if ref.grade_id in seen or not (ref.graded or ref.role == "solution"):
@@ -362,17 +396,20 @@ def autograded_notebook(cells: list[Cell], result: SubmissionResult, nb: CourseN
         at = next((i + 1 for i, c in enumerate(out) if _grade_id(c) == before[-1]), len(out)) if before else len(out)
         out.insert(at, _graded(ref, ref.source))
         seen.add(ref.grade_id)
+
+
+def _report_in_test_cells(out: list[dict], result: SubmissionResult, nb: CourseNotebook) -> None:
+    """Each test cell's output becomes dlgrade's report for its function (the notebook's notes go with the first)."""
+    by_function: dict[str, list[TestResult]] = {}
+    for test in result.tests:
+        by_function.setdefault(test.graded_function(), []).append(test)
+    notes = result.output
     for cell in out:
         ref = nb.cell(_grade_id(cell))
         if ref is not None and ref.role == "test":
-            cell["outputs"] = [_stream(test_report(ref.grade_id.removeprefix("test_"),
-                                                   by_function.get(ref.grade_id.removeprefix("test_"), []), notes))]
-            notes = ""  # the notes on the whole notebook go with the first test cell only
-    for index, cell in enumerate(out):
-        cell["id"] = f"cell-{index}"
-    document = {"cells": out, "metadata": nb.metadata, "nbformat": 4, "nbformat_minor": 5}
-    nbformat.validate(nbformat.from_dict(document))
-    return document, unanswered
+            function = ref.grade_id.removeprefix("test_")
+            cell["outputs"] = [_stream(test_report(function, by_function.get(function, []), notes))]
+            notes = ""
 
 
 def test_report(function: str, tests: list[TestResult], notes: str = "") -> str:
@@ -445,11 +482,11 @@ def is_current(course_dir: Path, submission: Path, result: SubmissionResult) -> 
 
 def valid_timestamp(text: str | None) -> str | None:
     """The text of a ``timestamp.txt`` if nbgrader can read it as a time, else None."""
-    from nbgrader.utils import parse_utc
-
     text = text.strip() if text else ""
     if not text:
         return None
+    from nbgrader.utils import parse_utc  # imported only for a course that has timestamps: it costs a second
+
     try:
         parse_utc(text)
     except (ValueError, OverflowError, TypeError):

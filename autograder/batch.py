@@ -77,7 +77,11 @@ def in_shard(job: Job, shard: tuple[int, int] | None) -> bool:
 def shard_from_env(count: int | None = None, environ: Mapping[str, str] | None = None) -> tuple[int, int] | None:
     """The shard of a Kubernetes Indexed Job: ``JOB_COMPLETION_INDEX`` (0-based) is shard index + 1 of ``count``
     (else ``DLGRADE_SHARDS``); None when that variable is not set."""
-    environ = os.environ if environ is None else environ
+    if environ is None:
+        from . import settings
+
+        environ = {"JOB_COMPLETION_INDEX": settings.current().job_completion_index,
+                   "DLGRADE_SHARDS": settings.current().shards}
     index = environ.get("JOB_COMPLETION_INDEX", "").strip()
     if not index:
         return None

@@ -1,4 +1,5 @@
-"""Every ``DLGRADE_*`` environment variable, read in one place (the README's table lists them)."""
+"""Every ``DLGRADE_*`` environment variable (and Kubernetes's ``JOB_COMPLETION_INDEX``), read in one place; the
+README's table lists them."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ class Settings:
     no_seccomp: bool  # DLGRADE_NO_SECCOMP=1: do not install the syscall filter (to test the second layer)
     cgroup: Path | None  # DLGRADE_CGROUP: a cgroup v2 folder delegated to the grader, to create workers under
     cache: Path | None  # DLGRADE_CACHE: folder of the reference's cached outputs (default ~/.cache/dlgrade)
+    shards: str  # DLGRADE_SHARDS: the number of shards when JOB_COMPLETION_INDEX gives the index (Kubernetes)
+    job_completion_index: str  # JOB_COMPLETION_INDEX: set by a Kubernetes Indexed Job (0-based)
     debug: bool  # DLGRADE_DEBUG=1: let the sandbox's stderr through
     require_sandbox: bool  # DLGRADE_REQUIRE_SANDBOX=1: a security test whose protection is missing fails
 
@@ -62,6 +65,8 @@ def from_environment(env: dict | None = None) -> Settings:
         no_seccomp=_flag(env, "DLGRADE_NO_SECCOMP"),
         cgroup=Path(env["DLGRADE_CGROUP"]) if env.get("DLGRADE_CGROUP") else None,
         cache=Path(env["DLGRADE_CACHE"]) if env.get("DLGRADE_CACHE") else None,
+        shards=env.get("DLGRADE_SHARDS", "").strip(),
+        job_completion_index=env.get("JOB_COMPLETION_INDEX", "").strip(),
         debug=_flag(env, "DLGRADE_DEBUG"),
         require_sandbox=_flag(env, "DLGRADE_REQUIRE_SANDBOX"),
     )

@@ -78,7 +78,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("grade", "check", "merge", "gradescope", "warm"):
         from . import course
 
-        course.check_readable()
+        course.require_readable()
     return COMMANDS[args.command](args)
 
 
@@ -106,7 +106,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .check import check_notebook, format_table
+    from .public_tests import check_notebook, format_table
 
     results = check_notebook(args.notebook)
     print(format_table(args.notebook, results))

@@ -38,7 +38,7 @@ def course_root() -> Path:
     return settings.current().home or Path(__file__).resolve().parents[1]
 
 
-def check_readable() -> None:
+def require_readable() -> None:
     """CourseError when this user cannot read the references or the checks (the grading image run as another uid)."""
     for folder in (course_root(), Path(__file__).resolve().parent / "checks"):
         if folder.is_dir() and not os.access(folder, os.R_OK | os.X_OK):

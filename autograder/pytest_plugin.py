@@ -68,8 +68,8 @@ def pytest_collection(session: pytest.Session) -> bool | None:
 
 def _assignment(path: Path, given: str | None) -> str:
     from . import course
-    from .check import assignment_of
     from .notebook import NotebookError, read_cells
+    from .public_tests import assignment_of
 
     if given:
         course.suite(given)  # CourseError for an unknown one

@@ -23,7 +23,7 @@ from .results import SubmissionResult, TestResult
 from .runtime.protocol import Started
 from .sandbox import SandboxError, Worker
 
-GRADER_VERSION = "2"
+GRADER_VERSION = "3"
 NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
 
 
@@ -52,7 +52,9 @@ class Grader:
         self.suite = course.suite(assignment)
         self.reference = ReferenceSide(course.reference(assignment))
         self.points = course.points(assignment)
-        self.counts = {f: sum(c.function == f for c in self.suite.checks) for f in self.suite.functions}
+        # a function's points are split over its checks; advisory checks carry none
+        self.counts = {f: sum(c.function == f and not c.advisory for c in self.suite.checks)
+                       for f in self.suite.functions}
         self.demo_sources = demo_cells(course.released_notebook(assignment))
 
     @property
@@ -103,7 +105,7 @@ class Grader:
         for check in self.suite.checks:
             stubs = [h for h in self.suite.depends.get(check.function, []) if h in failed]
             outcome = self._run_one(check, student, stubs)
-            if not outcome.passed:
+            if not outcome.passed and not check.advisory:
                 failed.add(check.function)
             outcomes.append(outcome)
         return outcomes
@@ -116,21 +118,25 @@ class Grader:
             return TestOutcome(check, False, f"This test could not be run: the grader failed ({type(err).__name__}). "
                                f"{NOT_YOUR_FAULT}", time.perf_counter() - start)
         if stubs:
+            names = " and ".join(stubs)
             outcome.output = ((outcome.output + "\n") if outcome.output else "") + (
-                f"Follow-through: your {', '.join(stubs)} fails its own tests, so these tests called a correct "
-                f"{' and '.join(stubs)} in its place: {check.function} is judged on its own work.")
+                f"Follow-through applied: your {names} {'fails its' if len(stubs) == 1 else 'fail their'} own tests, "
+                f"so this test called a correct {names} in {'its' if len(stubs) == 1 else 'their'} place: "
+                f"{check.function} is judged on its own work.")
         return outcome
 
     def _result(self, student: str, outcomes: list[TestOutcome], notes: list[str], start: float,
                 extra: dict) -> SubmissionResult:
         tests = []
         for outcome in outcomes:
-            function = outcome.check.function
-            share = self.points[function] / self.counts[function]
+            share = self._share(outcome.check)
             tests.append(TestResult(outcome.check.name, share if outcome.passed else 0.0, share, outcome.output))
         score = sum(t.score for t in tests)
         return SubmissionResult(student, self.assignment, score, self.max_score, time.perf_counter() - start,
                                 "\n".join(f"- {n}" for n in notes), tests, extra)
+
+    def _share(self, check: Check) -> float:
+        return 0.0 if check.advisory else self.points[check.function] / self.counts[check.function]
 
     def refusal(self, student: str, reason: str) -> SubmissionResult:
         """The result of a submission that is not graded (its folder is a link, say)."""
@@ -143,8 +149,7 @@ class Grader:
                           time.perf_counter(), {"sha256": ""})
 
     def _zero(self, student: str, reason: str, start: float, extra: dict) -> SubmissionResult:
-        tests = [TestResult(c.name, 0.0, self.points[c.function] / self.counts[c.function], reason)
-                 for c in self.suite.checks]
+        tests = [TestResult(c.name, 0.0, self._share(c), reason) for c in self.suite.checks]
         return SubmissionResult(student, self.assignment, 0.0, self.max_score, time.perf_counter() - start,
                                 reason, tests, extra)
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial
+from ..checking import Suite, Trial, mistake
 
 SUITE = Suite(
     "a2_mlp",
     "mlp.ipynb",
     depends={"shallow_network": ["relu"]},
-    typical_mistakes={
+    mistakes=[mistake(f, c, '', typical=True) for f, c in {
         "count_mlp_params": "def count_mlp_params(layer_sizes):\n"
                             "    return sum(a * b for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))\n",
         "max_linear_regions": "def max_linear_regions(D, K):\n    return D ** K\n",
-    },
+    }.items()],
     preload=("torch",),
 )
 check = SUITE.check

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial
+from ..checking import Suite, Trial, mistake
 
 SUITE = Suite(
     "a3_training_loop",
@@ -13,7 +13,7 @@ SUITE = Suite(
     # load_checkpoint reads what save_checkpoint wrote (the file format is the student's own)
     depends={"fit": ["train_one_epoch", "evaluate"], "fit_cubic": ["train_one_epoch"],
              "load_checkpoint": ["save_checkpoint"]},
-    typical_mistakes={
+    mistakes=[mistake(f, c, '', typical=True) for f, c in {
         "train_one_epoch": "def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n"
                            "    model.train()\n"
                            "    for xb, yb in loader:\n"
@@ -27,7 +27,7 @@ SUITE = Suite(
                     "    with torch.no_grad():\n"
                     "        return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item()\n"
                     "                              for x, y in loader]))\n",
-    },
+    }.items()],
     preload=("torch", "torch.utils.data"),
     warm_torch=True,
 )

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial
+from ..checking import Suite, Trial, mistake
 from ..runtime.probes_a4_backprop import make_function
 
 SUITE = Suite(
     "a4_backprop",
     "backprop.ipynb",
     depends={"forward": ["sigmoid"], "backward": ["sigmoid_derivative"]},
-    typical_mistakes={
+    mistakes=[mistake(f, c, '', typical=True) for f, c in {
         "sigmoid_derivative": "def sigmoid_derivative(a):\n    return sigmoid(a) * (1 - sigmoid(a))\n",
         "relative_error": "def relative_error(a, b):\n    return float(np.max(np.abs(a - b)))\n",
-    },
+    }.items()],
 )
 check = SUITE.check
 PROBE = "probes_a4_backprop"

@@ -7,18 +7,18 @@ import functools
 
 import numpy as np
 
-from ..checking import Suite, Trial
+from ..checking import Suite, Trial, mistake
 from ..compare import factor_hint
 
 SUITE = Suite(
     "a5_classification",
     "classification.ipynb",
-    typical_mistakes={
+    mistakes=[mistake(f, c, '', typical=True) for f, c in {
         "bce_with_logits": "def bce_with_logits(logits, y):\n"
                            "    p = 1 / (1 + np.exp(-logits))\n"
                            "    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))\n",
         "accuracy": "def accuracy(y_true, y_pred):\n    return 100.0 * float(np.mean(y_true == y_pred))\n",
-    },
+    }.items()],
     preload=("torch",),
     warm_torch=True,
 )

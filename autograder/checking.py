@@ -167,9 +167,9 @@ class Suite:
     # function -> the graded helpers it calls: judged with the reference's helper when that helper fails its own
     # checks (follow-through credit)
     depends: dict[str, list[str]] = field(default_factory=dict)
-    # function -> graded functions whose output it reads but does not call (no follow-through possible; a mistake
-    # there may cost it too)
-    reads: dict[str, list[str]] = field(default_factory=dict)
+    # function -> graded functions a mistake in which may cost it too, because no follow-through is possible: it
+    # reads their output without calling them, or calls them on objects that cannot cross to the grader as data
+    coupled: dict[str, list[str]] = field(default_factory=dict)
     mistakes: list[Mistake] = field(default_factory=list)
     variants: list[Variant] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from pathlib import Path
@@ -105,6 +106,11 @@ class Grader:
         for check in self.suite.checks:
             stubs = [h for h in self.suite.depends.get(check.function, []) if h in failed]
             outcome = self._run_one(check, student, stubs)
+            coupled = [h for h in self.suite.coupled.get(check.function, []) if h in failed]
+            if coupled and not outcome.passed:
+                outcome.output += (f"\nNote: your {' and '.join(coupled)} fails its own tests, and {check.function} "
+                                   "depends on it in a way follow-through cannot replace: that mistake may show "
+                                   "here too.")
             if not outcome.passed and not check.advisory:
                 failed.add(check.function)
             outcomes.append(outcome)
@@ -131,7 +137,7 @@ class Grader:
         for outcome in outcomes:
             share = self._share(outcome.check)
             tests.append(TestResult(outcome.check.name, share if outcome.passed else 0.0, share, outcome.output))
-        score = sum(t.score for t in tests)
+        score = math.fsum(t.score for t in tests)
         return SubmissionResult(student, self.assignment, score, self.max_score, time.perf_counter() - start,
                                 "\n".join(f"- {n}" for n in notes), tests, extra)
 

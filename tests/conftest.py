@@ -107,8 +107,8 @@ def assert_full_marks_and_zero(grade, assignment: str) -> None:
 
 def assert_mistake_caught(grade, assignment: str, mistake: Mistake) -> SubmissionResult:
     """A known mistake loses points on its own function only (functions that call it are judged with follow-through
-    credit, and their feedback says so; only a function that reads its output without calling it may lose points
-    too), and the function's feedback contains the catalogued fragment. An advisory mistake loses no points."""
+    credit, and their feedback says so; only a function coupled to it where follow-through is impossible may lose
+    points too), and the function's feedback contains the catalogued fragment. An advisory mistake loses no points."""
     suite = course.suite(assignment)
     result = grade(assignment, samples.build(assignment, mistake.cells))
     lost = failing_functions(result)
@@ -120,8 +120,8 @@ def assert_mistake_caught(grade, assignment: str, mistake: Mistake) -> Submissio
                              and t.max_score == 0)
         assert mistake.feedback in advisory and "Advisory (no points)" in advisory, text
         return result
-    readers = {f for f, read in suite.reads.items() if mistake.function in read}
-    assert mistake.function in lost and lost <= {mistake.function} | readers, (lost, result.to_json())
+    coupled = {f for f, helpers in suite.coupled.items() if mistake.function in helpers}
+    assert mistake.function in lost and lost <= {mistake.function} | coupled, (lost, result.to_json())
     assert mistake.feedback in text, text
     for dependant in (f for f, deps in suite.depends.items() if mistake.function in deps):
         assert "Follow-through applied" in outputs(result, dependant), outputs(result, dependant)

@@ -269,7 +269,7 @@ def deep_relu_hint(weights: list, x: np.ndarray):
     return hint
 
 
-@check("MLP", "has fc1 and fc2 as nn.Linear layers of the right sizes")
+@check("MLP", "has fc1 and fc2 as nn.Linear layers of the right sizes, and no other parameters")
 def _(t: Trial) -> None:
     args = [3, 5, 2] if t.public else [int(v) for v in t.rng.integers(1, 9, size=3)]
     got = t.probe(f"{PROBE}.module", label="MLP", cls="MLP", args=args)
@@ -297,7 +297,7 @@ def _(t: Trial) -> None:
                    hints=[mlp_forward_hint(weights, x), squeeze_hint])
 
 
-def _deep_hint(layers: list[str], want: list[str]) -> str:
+def _deep_layers_advice(layers: list[str], want: list[str]) -> str:
     if layers[-1:] != ["Linear"]:
         return "There should be no activation after the last Linear layer: the output is unconstrained."
     extra = layers.count("Linear") - want.count("Linear")
@@ -320,7 +320,7 @@ def _(t: Trial) -> None:
         t.fail(f"DeepMLP.layers should be an nn.Sequential{extra}.",
                f"DeepMLP.layers should be an nn.Sequential; it is a {got['layers_type']}{extra}.")
     if got["layers"] != want["layers"]:
-        hint = _deep_hint(got["layers"], want["layers"])
+        hint = _deep_layers_advice(got["layers"], want["layers"])
         t.fail("DeepMLP(layer_sizes).layers does not alternate Linear and activation layers as expected. " + hint,
                f"DeepMLP({sizes}).layers is {got['layers']}; expected {want['layers']}. {hint}".rstrip())
 

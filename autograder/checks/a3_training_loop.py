@@ -89,13 +89,14 @@ def replay_hint(t: Trial, probe: str, args: dict, part: str, cases: list[tuple[d
 # -- ScoreDataset ------------------------------------------------------------------------------------
 
 def _item_shapes(got_items: list, want_items: list) -> list:
-    """The student's items, with a tensor of shape (1,) read as the scalar it holds where the reference's has shape
-    () (the contract accepts both)."""
+    """The student's items, with a one-element tensor read as the scalar it holds where the reference's has shape
+    () (the contract accepts () and (1,); the public test reads items with float(), which takes any one-element
+    tensor)."""
     items = []
     for got, want in zip(got_items, want_items):
         if isinstance(got, (tuple, list)) and len(got) == len(want):
             got = tuple(TensorData(g.array.reshape(()), g.dtype, g.device, g.requires_grad)
-                        if isinstance(g, TensorData) and g.shape == (1,) and w.shape == () else g
+                        if isinstance(g, TensorData) and g.array.size == 1 and w.shape == () else g
                         for g, w in zip(got, want))
         items.append(got)
     return items
@@ -162,17 +163,37 @@ def _train(t: Trial, n: int, batch_size: int) -> tuple[dict, dict, dict]:
     return got, t.ref_probe(f"{PROBE}.train_epoch", **args), args
 
 
-def _weights_hints(t: Trial, args: dict) -> list:
-    def unchanged(got, want) -> str | None:
-        if close(got, _params(args["state"])):
+def unchanged_hint(state: dict):
+    """Weights that did not move at all."""
+
+    def hint(got, want) -> str | None:
+        if close(got, _params(state)):
             return ("the weights did not change: call optimizer.step() after loss.backward(), and do not zero the "
                     "gradients between the two.")
         return None
 
+    return hint
+
+
+def last_batch_hint(losses: list):
+    """The last batch's loss returned instead of the mean."""
+    return lambda got, want: ("you returned the last batch's loss; return the mean of all batch losses."
+                              if len(losses) > 1 and matches(got, losses[-1]) and not matches(got, want) else None)
+
+
+def weighted_mean_hint(losses: list, sizes: list):
+    """The mean weighted by batch size instead of the plain mean of the batch losses."""
+    return lambda got, want: ("return the plain mean of the batch losses, not one weighted by batch size."
+                              if len(losses) == len(sizes) and matches(got, np.average(losses, weights=sizes))
+                              and not matches(got, want) else None)
+
+
+def _weights_hints(t: Trial, args: dict) -> list:
     cases = [({"skip": ["train"]}, TRAIN_MODE), ({"skip": ["zero_grad"]}, ZERO_GRAD),
              ({"unmoved": ["x"]}, UNMOVED["x"]), ({"unmoved": ["y"]}, UNMOVED["y"]),
              ({"unmoved": ["x", "y"]}, UNMOVED["x"])]
-    return [unchanged, replay_hint(t, f"{PROBE}.train_epoch", args, "params", cases, iterative=True)]
+    return [unchanged_hint(args["state"]),
+            replay_hint(t, f"{PROBE}.train_epoch", args, "params", cases, iterative=True)]
 
 
 @check("train_one_epoch", "one batch: switches to training mode and takes the reference's step", on_devices=True)
@@ -188,10 +209,7 @@ def _(t: Trial) -> None:
     t.expect_close(got["params"], want["params"], "the weights after an epoch", iterative=True,
                    hints=_weights_hints(t, args))
     losses = got["losses"]
-    hints = [lambda g, w: "you returned the last batch's loss; return the mean of all batch losses."
-             if losses and matches(g, losses[-1]) else None,
-             lambda g, w: "return the plain mean of the batch losses, not one weighted by batch size."
-             if len(losses) == 6 and matches(g, np.average(losses, weights=[4] * 5 + [2])) else None]
+    hints = [last_batch_hint(losses), weighted_mean_hint(losses, [4] * 5 + [2])]
     t.expect_close(got["value"], want["value"], "the returned loss", iterative=True, hints=hints)
 
 
@@ -215,10 +233,12 @@ def _(t: Trial) -> None:
                    hints=[replay_hint(t, f"{PROBE}.evaluate", args, "value", cases)])
 
 
-@check("evaluate", "changes no parameter", on_devices=True)
+@check("evaluate", "changes no parameter: called again, it gives the same loss", on_devices=True)
 def _(t: Trial) -> None:
     got, args = _evaluate(t)
     t.expect_close(got["params"], _params(args["state"]), "the weights after evaluate (they must not change)")
+    t.expect_close(got["again"], t.ref_probe(f"{PROBE}.evaluate", **args)["again"],
+                   "the mean loss of a second evaluate on the same model")
 
 
 @check("evaluate", "computes the losses without gradient tracking", seeded=False, advisory=True)

@@ -47,10 +47,15 @@ def _(t: Trial) -> None:
 @check("sigmoid_derivative", "is a (1 - a) of the activation a")
 def _(t: Trial) -> None:
     a = t.rng.uniform(0.01, 0.99, size=(3, 4))
+    t.expect_close(t.call("sigmoid_derivative", a), t.ref("sigmoid_derivative", a), "the derivative",
+                   hints=[sigmoid_again_hint(a)])
+
+
+def sigmoid_again_hint(a: np.ndarray):
+    """sigmoid applied to the activation once more: σ(a)(1 − σ(a))."""
     twice = (1 / (1 + np.exp(-a))) * (1 - 1 / (1 + np.exp(-a)))
-    hint = [lambda g, w: "the argument is already the activation a = sigmoid(z): return a * (1 - a), do not "
-            "apply sigmoid again." if matches(g, twice) else None]
-    t.expect_close(t.call("sigmoid_derivative", a), t.ref("sigmoid_derivative", a), "the derivative", hints=hint)
+    return lambda got, want: ("the argument is already the activation a = sigmoid(z): return a * (1 - a), do not "
+                              "apply sigmoid again." if matches(got, twice) else None)
 
 
 # -- forward and backward ----------------------------------------------------------------------------

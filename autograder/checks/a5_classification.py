@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from ..checking import Suite, Trial, Variant, mistake
-from ..compare import factor_hint, matches
+from ..compare import factor_hint, matches, values
 
 SUITE = Suite(
     "a5_classification",
@@ -70,14 +70,15 @@ def clipped_hint(z: np.ndarray, y: np.ndarray):
 @check("bce_with_logits", "matches the reference on moderate logits")
 def _(t: Trial) -> None:
     z, y = t.rng.normal(scale=3, size=12), t.rng.integers(0, 2, size=12).astype(float)
-
-    def missing_term(g, w) -> str | None:
-        if matches(g, np.mean(-y * np.log(_sigmoid(z)))):
-            return "the (1 - y) log(1 - σ(z)) term is missing: negatives (y = 0) must cost something too."
-        return None
-
     t.expect_close(t.call("bce_with_logits", z, y), t.ref("bce_with_logits", z, y), "the loss",
-                   hints=[missing_term])
+                   hints=[missing_term_hint(z, y)])
+
+
+def missing_term_hint(z: np.ndarray, y: np.ndarray):
+    """Only the positives' term, −y log σ(z)."""
+    positives = np.mean(-y * np.log(_sigmoid(z)))
+    return lambda got, want: ("the (1 - y) log(1 - σ(z)) term is missing: negatives (y = 0) must cost something too."
+                              if matches(got, positives) and not matches(got, want) else None)
 
 
 @check("bce_with_logits", "is finite and right for logits up to |z| = 1e4", seeded=False)
@@ -112,16 +113,31 @@ def _(t: Trial) -> None:
     args = _predict_args(t)
     got = t.probe(f"{PROBE}.predict", label="predict_proba", **args)
     want = t.ref_probe(f"{PROBE}.predict", **args)
-    logits = eval_logits(args["state"], args["X"])
-    hints = [lambda g, w: "these are the logits: apply the sigmoid to get probabilities."
-             if matches(np.ravel(g), logits, 1e-4, 1e-4) else None,
-             lambda g, w: "every probability is 1: a softmax over a single logit is always 1; apply the sigmoid."
-             if np.size(g) and np.allclose(g, 1.0) else None,
-             lambda g, w: "these are the probabilities of the model in training mode (batch norm used the batch's "
-             "statistics): call model.eval() before predicting."
-             if matches(g, t.ref_probe(f"{PROBE}.predict", skip=["eval"], **args), 1e-4, 1e-5) else None]
+    hints = [logits_hint(eval_logits(args["state"], args["X"])), softmax_hint,
+             train_mode_hint(lambda: t.ref_probe(f"{PROBE}.predict", skip=["eval"], **args))]
     t.expect_close(np.asarray(got, dtype=np.float64) if isinstance(got, np.ndarray) else got, want,
                    "the probabilities", iterative=True, hints=hints)
+
+
+def logits_hint(logits: np.ndarray):
+    """The logits themselves, without the sigmoid."""
+    return lambda got, want: ("these are the logits: apply the sigmoid to get probabilities."
+                              if matches(np.ravel(values(got)), logits, 1e-4, 1e-4) else None)
+
+
+def softmax_hint(got, want) -> str | None:
+    """All ones: a softmax over the single logit."""
+    g = np.asarray(values(got), dtype=float)
+    if g.size and np.allclose(g, 1.0) and not np.allclose(want, 1.0):
+        return "every probability is 1: a softmax over a single logit is always 1; apply the sigmoid."
+    return None
+
+
+def train_mode_hint(in_train_mode):
+    """The probabilities of the model left in training mode (``in_train_mode()`` replays that on the reference)."""
+    return lambda got, want: ("these are the probabilities of the model in training mode (batch norm used the "
+                              "batch's statistics): call model.eval() before predicting."
+                              if matches(got, in_train_mode(), 1e-4, 1e-5) else None)
 
 
 @check("accuracy", "is the fraction of matching labels, in [0, 1]")

@@ -185,13 +185,16 @@ def train_epoch(ns: dict, *, state: dict, x, y, batch_size: int, lr: float, mome
 def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu", skip: list | tuple = (),
              unmoved: list | tuple = ()) -> dict:
     """evaluate on the grader's batch-norm network, handed over in training mode with non-trivial running
-    statistics (evaluate must switch it to evaluation mode); its value, the parameters, and how many losses were
-    computed with gradient tracking on (reported as data)."""
+    statistics (evaluate must switch it to evaluation mode), twice (a second value that differs shows a change the
+    first call made); both values, the parameters, and how many losses were computed with gradient tracking on."""
     model = _model(state, device).train()
     _skip(model, None, skip)
     seen: dict = {}
-    value = lookup(ns, "evaluate")(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
-    return {"value": value, "params": _params(model), "grad_enabled": seen.get("grad_enabled", 0)}
+    fn = lookup(ns, "evaluate")
+    value = fn(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
+    model.train()
+    again = fn(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
+    return {"value": value, "again": again, "params": _params(model), "grad_enabled": seen.get("grad_enabled", 0)}
 
 
 # train_one_epoch and evaluate as fit calls them, when they are the reference's (follow-through)

@@ -229,16 +229,23 @@ class Trial:
     # -- calling ------------------------------------------------------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """The student's ``name(*args, **kwargs)``; a raised error fails the check."""
-        result = self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name, stubs=self.stubs)
-        self.warnings = [str(w)[:200] for w in result.get("warnings", [])[:5]] if isinstance(result, dict) else []
+        result = self._report(self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name,
+                                         stubs=self.stubs), name)
+        warned = result.get("warnings")
+        self.warnings = [str(w)[:200] for w in warned[:5]] if isinstance(warned, list) else []
         return result["value"]
+
+    def _report(self, result: Any, name: str) -> dict:
+        if not isinstance(result, dict) or "value" not in result:  # only a patched probe sends anything else
+            self.fail(f"{name} could not be tested: the notebook's process changed how the grader calls it.")
+        return result
 
     def changed_inputs(self, name: str, *args: Any, **kwargs: Any) -> list[str]:
         """Call the student's ``name`` and name the arguments it changed in place, judged here from the arguments
         the probe sends back after the call (an observation the student's process could forge: advisory only)."""
-        result = self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name, stubs=self.stubs,
-                            report_inputs=True)
-        after = result.get("inputs") or {}
+        result = self._report(self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name,
+                                         stubs=self.stubs, report_inputs=True), name)
+        after = result.get("inputs") if isinstance(result.get("inputs"), dict) else {}
         sent = {str(i): v for i, v in enumerate(args)} | kwargs
         params = self.reference.params(name)
         changed = [k for k, v in sent.items() if k in after and not _same_data(v, after[k])]

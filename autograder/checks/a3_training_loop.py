@@ -326,7 +326,8 @@ def _(t: Trial) -> None:
              "fit should return a dict with the keys 'train_loss' and 'val_loss'.",
              f"fit should return a dict with the keys 'train_loss' and 'val_loss'; it returned "
              f"{sorted(history) if isinstance(history, dict) else type(history).__name__}.")
-    t.expect(history["val_loss"] == [], "without val_loader, history['val_loss'] should be an empty list.",
+    t.expect(isinstance(history["val_loss"], list) and not history["val_loss"],
+             "without val_loader, history['val_loss'] should be an empty list.",
              f"without val_loader, history['val_loss'] should be []; it is {history['val_loss']!r}.")
     t.expect(isinstance(history["train_loss"], list) and len(history["train_loss"]) == args["n_epochs"],
              "without val_loader, history['train_loss'] should still hold one loss per epoch.")

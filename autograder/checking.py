@@ -13,7 +13,7 @@ import hashlib
 import inspect
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, NoReturn, Protocol
@@ -22,6 +22,7 @@ import numpy as np
 
 from . import policy
 from .compare import Hint, compare
+from .disclosure import Problem, exception_type, shown
 from .refcache import ReferenceCache
 from .runtime.codec import decode, encode
 from .runtime.probes import run_probe
@@ -31,7 +32,11 @@ from .sandbox.worker import AskHandler
 
 
 class Failure(Exception):
-    """A check failed; the message is feedback for the student."""
+    """A check failed; the :class:`Problem` says why (what a hidden case may show is decided in ``disclosure``)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail or problem.text)
+        self.problem = problem
 
 
 class StudentSide(Protocol):
@@ -96,26 +101,37 @@ class ReferenceSide:
                 self._memory[key] = value
             return self._memory[key]
 
+    def run(self, probe: str, args: dict) -> Any:
+        """Run ``probe`` on the reference, uncached (its arguments came from the student side)."""
+        with _REFERENCE_LOCK:
+            reply = self._local.call(probe, args)
+        if not reply.ok:
+            raise ValueError(reply.error.message if reply.error else "the reference failed")
+        return reply.value
+
+    def answer(self, allowed: Sequence[str], helpers: Mapping[str, Callable[[Any], Any]] | None = None) -> AskHandler:
+        """Follow-through: answer a student's call of a helper in ``allowed`` with the reference's value (not
+        cached: the arguments are the student's). Helpers whose arguments are plain data are asked for through
+        ``probes.call``; a helper in ``helpers`` (one taking torch objects, say) is asked for as ``helper.<name>``
+        and answered by its function there, which rebuilds the objects from the grader's own data."""
+        helpers = dict(helpers or {})
+
+        def on_ask(probe: str, args: Any) -> Any:
+            name = args.get("name") if isinstance(args, dict) else None
+            if probe == "probes.call" and name in allowed and name not in helpers:
+                return self.run(probe, args)["value"]
+            name = probe.removeprefix("helper.")
+            if probe.startswith("helper.") and name in allowed and name in helpers and isinstance(args, dict):
+                return helpers[name](args)
+            raise PermissionError("only the helpers under follow-through can be asked for")
+
+        return on_ask
+
     def params(self, name: str) -> list[str]:
         try:
             return list(inspect.signature(getattr(self.module, name)).parameters)
         except (AttributeError, TypeError, ValueError):
             return []
-
-    def answer(self, allowed: Sequence[str]) -> AskHandler:
-        """Follow-through: answer a student's call of a helper in ``allowed`` with the reference's value (not
-        cached: the arguments are the student's)."""
-
-        def on_ask(probe: str, args: Any) -> Any:
-            if probe != "probes.call" or not isinstance(args, dict) or args.get("name") not in allowed:
-                raise PermissionError("only the helpers under follow-through can be asked for")
-            with _REFERENCE_LOCK:
-                reply = self._local.call(probe, args)
-            if not reply.ok:
-                raise ValueError(reply.error.message if reply.error else "the reference failed")
-            return reply.value["value"]
-
-        return on_ask
 
 
 @dataclass
@@ -128,34 +144,89 @@ class Check:
     seeded: bool = True
     on_devices: bool = False
     seconds: float | None = None
+    advisory: bool = False  # observed only inside the student's process, so it could be forged: no points
 
     @property
     def name(self) -> str:
-        return f"{self.function}: {self.description}"
+        return f"{self.function}: {self.description}" + (" (advisory, no points)" if self.advisory else "")
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known mistake: the cells it replaces and the words its feedback must contain."""
+
+    function: str  # the function it is a mistake in: the only one that may lose points
+    cells: dict[str, str]  # grade_id -> replacement cell source
+    feedback: str  # a fragment the feedback of ``function`` must contain
+    typical: bool = False  # one of the demo's and the benchmark's "typical mistakes" submissions
+    advisory: bool = False  # caught by an advisory check only: reported, but costs no points
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A correct way to write something the contract allows (the fairness corpus): it must get full marks."""
+
+    name: str
+    cells: dict[str, str]  # grade_id -> replacement cell source
+
+
+def mistake(function: str, code: str | dict[str, str], feedback: str, **flags: bool) -> Mistake:
+    """A :class:`Mistake` replacing ``function``'s own cell with ``code`` (or several cells by grade_id)."""
+    return Mistake(function, code if isinstance(code, dict) else {function: code}, feedback, **flags)
 
 
 @dataclass
 class Suite:
-    """All checks of one assignment, in order, and which functions the contract chains together."""
+    """All checks of one assignment, in order, which functions the contract chains together, and the catalogue
+    of known mistakes and correct variants the tests (and the demo) grade."""
 
     assignment: str
     notebook: str
+    # function -> the graded helpers it calls: judged with the reference's helper when that helper fails its own
+    # checks (follow-through credit)
     depends: dict[str, list[str]] = field(default_factory=dict)
-    # grade_id -> replacement cell source: common mistakes, used by the demo and the benchmark
-    typical_mistakes: dict[str, str] = field(default_factory=dict)
+    # function -> graded functions a mistake in which may cost it too, because no follow-through is possible: it
+    # reads their output without calling them, or calls them on objects that cannot cross to the grader as data
+    coupled: dict[str, list[str]] = field(default_factory=dict)
+    mistakes: list[Mistake] = field(default_factory=list)
+    variants: list[Variant] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     preload: tuple[str, ...] = ()  # modules the probes need in the sandbox (the notebook's imports are added)
     warm_torch: bool = False  # the probes train with optimizers: pay torch's lazy imports once per worker
 
+    @property
+    def typical_mistakes(self) -> dict[str, str]:
+        """grade_id -> replacement cell: the catalogue's typical mistakes in one submission (demo, benchmark)."""
+        cells: dict[str, str] = {}
+        for m in self.mistakes:
+            if m.typical:
+                cells.update(m.cells)
+        return cells
+
     def check(self, function: str, description: str, *, seeded: bool = True, on_devices: bool = False,
-              seconds: float | None = None) -> Callable[[Callable[[Trial], None]], Callable[[Trial], None]]:
-        """Register the decorated ``fn(t: Trial)`` as a check of ``function``."""
+              seconds: float | None = None, advisory: bool = False,
+              ) -> Callable[[Callable[[Trial], None]], Callable[[Trial], None]]:
+        """Register the decorated ``fn(t: Trial)`` as a check of ``function`` (``advisory``: reported, no points)."""
 
         def register(fn: Callable[[Trial], None]) -> Callable[[Trial], None]:
-            self.checks.append(Check(function, description, fn, seeded, on_devices, seconds))
+            self.checks.append(Check(function, description, fn, seeded, on_devices, seconds, advisory))
             return fn
 
         return register
+
+    def inputs_unchanged(self, function: str, make_args: Callable[[Trial], tuple[list, dict]]) -> None:
+        """Register an advisory check that ``function`` leaves its array arguments as they were (the contract's
+        general rule). Only the student's process sees its arguments after the call, so the observation could be
+        forged: the check is reported but carries no points."""
+
+        @self.check(function, "leaves its inputs unchanged", seeded=False, advisory=True)
+        def _(t: Trial) -> None:
+            args, kwargs = make_args(t)
+            changed = t.changed_inputs(function, *args, **kwargs)
+            if changed:
+                t.fail(f"{function} changed its input {', '.join(changed)} in place. Work on a copy (e.g. "
+                       f"`{changed[0]} = {changed[0]}.copy()`) or build a new array instead: the caller still needs "
+                       "the original.")
 
     @property
     def functions(self) -> list[str]:
@@ -170,32 +241,47 @@ class Trial:
         self.check, self.student, self.reference = check, student, reference
         self.seed, self.public, self.device = seed, public, device
         self.rng = np.random.default_rng(seed)
-        self.warnings: list[str] = []  # warnings raised by the last student call
+        self.warnings: list[str] = []  # warnings the last student call reported (as data: advisory only)
         self.stubs: list[str] = []  # helpers replaced by the reference's (follow-through credit)
 
     # -- calling ------------------------------------------------------------------------------------
     def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """The student's ``name(*args, **kwargs)``; a raised error or a changed input fails the check."""
-        result = self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name, stubs=self.stubs)
-        if result.get("mutated"):
-            params = self.reference.params(name)
-            names = [params[int(k)] if k.isdigit() and int(k) < len(params) else k for k in result["mutated"]]
-            self.fail(f"{name} changed its input {', '.join(names)} in place. Work on a copy "
-                      f"(e.g. `{names[0]} = {names[0]}.copy()`) or build a new array instead.")
-        self.warnings = list(result.get("warnings", []))
+        """The student's ``name(*args, **kwargs)``; a raised error fails the check."""
+        result = self._report(self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name,
+                                         stubs=self.stubs), name)
+        warned = result.get("warnings")
+        self.warnings = [str(w)[:200] for w in warned[:5]] if isinstance(warned, list) else []
         return result["value"]
+
+    def _report(self, result: Any, name: str) -> dict:
+        if not isinstance(result, dict) or "value" not in result:  # only a patched probe sends anything else
+            self.fail(f"{name} could not be tested: the notebook's process changed how the grader calls it.")
+        return result
+
+    def changed_inputs(self, name: str, *args: Any, **kwargs: Any) -> list[str]:
+        """Call the student's ``name`` and name the arguments it changed in place, judged here from the arguments
+        the probe sends back after the call (an observation the student's process could forge: advisory only)."""
+        result = self._report(self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name,
+                                         stubs=self.stubs, report_inputs=True), name)
+        after = result.get("inputs") if isinstance(result.get("inputs"), dict) else {}
+        sent = {str(i): v for i, v in enumerate(args)} | kwargs
+        params = self.reference.params(name)
+        changed = [k for k, v in sent.items() if k in after and not _same_data(v, after[k])]
+        return [params[int(k)] if k.isdigit() and int(k) < len(params) else k for k in changed]
 
     def ref(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """The reference's ``name(*args, **kwargs)`` (cached by input)."""
         return self.ref_probe("probes.call", name=name, args=list(args), kwargs=kwargs)["value"]
 
-    def probe(self, probe: str, label: str | None = None, seconds: float | None = None, **args: Any) -> Any:
-        """Run ``probe`` on the student's namespace; errors become feedback about ``label``."""
+    def probe(self, probe: str, label: str | None = None, seconds: float | None = None,
+              helpers: Mapping[str, Callable[[Any], Any]] | None = None, **args: Any) -> Any:
+        """Run ``probe`` on the student's namespace; errors become feedback about ``label``. ``helpers`` answer the
+        follow-through questions of helpers that take torch objects (see :meth:`ReferenceSide.answer`)."""
         args.setdefault("device", self.device)
-        on_ask = self.reference.answer(self.stubs) if self.stubs else None
+        on_ask = self.reference.answer(self.stubs, helpers) if self.stubs else None
         reply = self.student.call(probe, args, seconds or self.check.seconds, on_ask=on_ask)
         if not reply.ok:
-            raise Failure(student_error(label or self.check.function, reply.error))
+            raise Failure(student_problem(label or self.check.function, reply.error))
         return reply.value
 
     def ref_probe(self, probe: str, **args: Any) -> Any:
@@ -204,51 +290,86 @@ class Trial:
         return self.reference.call(probe, args)
 
     # -- judging ------------------------------------------------------------------------------------
-    def fail(self, message: str) -> NoReturn:
-        raise Failure(message)
+    def fail(self, text: str, detail: str = "", hint: str = "") -> NoReturn:
+        """Fail with ``text`` (no value computed from the inputs: shown on hidden cases), ``detail`` (the same with
+        values, for the public example only) and a confirmed diagnosis ``hint`` (no values either)."""
+        raise Failure(Problem(text, detail, hint))
 
-    def expect(self, condition: bool, message: str) -> None:
+    def expect(self, condition: bool, text: str, detail: str = "", hint: str = "") -> None:
         if not condition:
-            raise Failure(message)
+            self.fail(text, detail, hint)
 
     def expect_close(self, got: Any, want: Any, what: str, *, iterative: bool = False,
-                     hints: Sequence[Hint] = ()) -> None:
-        """Fail unless ``got`` matches ``want`` (values shown only for the public seed)."""
-        problem = compare(got, want, what, show_values=self.public, iterative=iterative, hints=hints)
+                     hints: Sequence[Hint] = (), note: str = "") -> None:
+        """Fail unless ``got`` matches ``want`` (``what`` names the result without values; ``note``, also without
+        values, follows the failure, e.g. to say that the contract fixes a recipe)."""
+        problem = compare(got, want, what, iterative=iterative, hints=hints)
         if problem:
+            if note:
+                problem = Problem(f"{problem.text} {note}", f"{problem.detail} {note}" if problem.detail else "",
+                                  problem.hint)
             raise Failure(problem)
+
+
+def _same_data(before: Any, after: Any) -> bool:
+    """Whether an argument came back as it was sent (arrays compared exactly; other values are not watched)."""
+    if isinstance(before, np.ndarray):
+        return isinstance(after, np.ndarray) and after.shape == before.shape and np.array_equal(after, before,
+                                                                                            equal_nan=True)
+    if isinstance(before, (list, tuple)):
+        return isinstance(after, (list, tuple)) and len(after) == len(before) and all(
+            _same_data(b, a) for b, a in zip(before, after))
+    if isinstance(before, dict):
+        return isinstance(after, dict) and set(after) == set(before) and all(
+            _same_data(before[k], after[k]) for k in before)
+    return True
 
 
 def student_error(label: str, error: StudentError | None) -> str:
     """Feedback for an error the student's code raised or caused, with their own traceback lines only."""
+    return shown(student_problem(label, error), public=True)
+
+
+def student_problem(label: str, error: StudentError | None) -> Problem:
+    """:func:`student_error` as a :class:`Problem`: a hidden case shows the kind of error and Python's own
+    exception names only (a message, an exit code or a traceback can carry hidden inputs back)."""
     error = error or StudentError(ErrorKind.DEAD, message="no reason was given")
     kind, message = error.kind, error.message
     if kind is ErrorKind.MISSING:
         name = message.split(" is not defined")[0] if " is not defined" in message else label
-        return f"`{name}` is not defined in your notebook. Check its name and that its cell runs without errors."
+        return Problem(f"`{label}` (or a name it needs) is not defined in your notebook. Check its name and that its "
+                       "cell runs without errors.",
+                       f"`{name}` is not defined in your notebook. Check its name and that its cell runs without "
+                       "errors.")
     if kind is ErrorKind.TIMEOUT:
-        return f"{label} did not finish: {message}. Look for an endless loop or far too many iterations."
+        return Problem(f"{label} did not finish in time. Look for an endless loop or far too many iterations.",
+                       f"{label} did not finish: {message}. Look for an endless loop or far too many iterations.")
     if kind is ErrorKind.CRASHED:
-        return f"{label} crashed: {message}."
+        return Problem(f"{label} crashed (its process ended).", f"{label} crashed: {message}.")
     if kind is ErrorKind.MEMORY:
-        return f"{label} ran out of memory. Look for a huge array (e.g. an n x n matrix where n is large)."
+        text = f"{label} ran out of memory. Look for a huge array (e.g. an n x n matrix where n is large)."
+        return Problem(text)
     if kind is ErrorKind.UNSENDABLE:
-        return f"{label} gave back something that cannot be graded: {message}."
+        return Problem(f"{label} gave back something that cannot be graded (only numbers, arrays, tensors, lists, "
+                       "tuples and dicts can).", f"{label} gave back something that cannot be graded: {message}.")
     if kind is ErrorKind.FORBIDDEN:
-        return (f"{label} made a system call the grading sandbox forbids ({message}): grading never needs kernel "
-                "keyrings, shared memory, message queues, namespaces or mounts.")
+        rest = ("grading never needs kernel keyrings, shared memory, message queues, namespaces or mounts.")
+        return Problem(f"{label} made a system call the grading sandbox forbids: {rest}",
+                       f"{label} made a system call the grading sandbox forbids ({message}): {rest}")
     if kind is ErrorKind.PROTOCOL:
-        return f"{label} could not be tested: {message}."
-    if kind is ErrorKind.BUDGET:
-        return f"{label} was not tested: {message}."
-    if kind is ErrorKind.DEAD:
-        return f"{label} could not be tested: {message}."
+        return Problem(f"{label} could not be tested: the notebook's process sent a message the grader does not "
+                       "accept.", f"{label} could not be tested: {message}.")
+    if kind in (ErrorKind.BUDGET, ErrorKind.DEAD):
+        verb = "was not tested" if kind is ErrorKind.BUDGET else "could not be tested"
+        return Problem(f"{label} {verb}: {message}.")
     if error.type == "NotImplementedError":
-        return f"{label} raised NotImplementedError: it has not been implemented yet."
+        return Problem(f"{label} raised NotImplementedError: it has not been implemented yet.")
     text = f"{label} raised {error.type or 'an exception'}" + (f": {message}" if message else "")
     if error.frames:
         text += "\n" + "\n".join(f"  {f.filename}, line {f.lineno}, in {f.name}: {f.line}" for f in error.frames)
-    return text
+    safe = exception_type(error.type)
+    return Problem(f"{label} raised {safe} (its message and traceback are shown on the public example only).",
+                   text)
 
 
 @dataclass
@@ -263,11 +384,12 @@ class TestOutcome:
 
 
 def run_check(check: Check, student: StudentSide, reference: ReferenceSide,
-              devices: Sequence[str] | None = None, stubs: Sequence[str] = ()) -> TestOutcome:
-    """Run one check on every seed (and device); stop at the first failure. The helpers in ``stubs`` are the
-    reference's during the check (follow-through credit)."""
+              devices: Sequence[str] | None = None, stubs: Sequence[str] = (),
+              runs: Sequence[tuple[int, bool]] | None = None) -> TestOutcome:
+    """Run one check on every seed (or the ``(seed, public)`` pairs in ``runs``) and device; stop at the first
+    failure. The helpers in ``stubs`` are the reference's during the check (follow-through credit)."""
     start = time.perf_counter()
-    runs = policy.seeds(check.name) if check.seeded else [(policy.PUBLIC_SEED, True)]
+    runs = runs or (policy.seeds(check.name) if check.seeded else [(policy.PUBLIC_SEED, True)])
     devs = (devices or policy.devices()) if check.on_devices else ("cpu",)
     for device in devs:
         for seed, public in runs:
@@ -279,5 +401,8 @@ def run_check(check: Check, student: StudentSide, reference: ReferenceSide,
                 where = "the public example (seed 0)" if public else "a hidden test case"
                 if device != "cpu":
                     where += f" on {device}"
-                return TestOutcome(check, False, f"{failure} [on {where}]", time.perf_counter() - start)
+                text = f"{shown(failure.problem, public)} [on {where}]"
+                if check.advisory:
+                    text = f"Advisory (no points): {text}"
+                return TestOutcome(check, False, text, time.perf_counter() - start)
     return TestOutcome(check, True, "", time.perf_counter() - start)

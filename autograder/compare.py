@@ -1,7 +1,13 @@
 """Comparing a student's plain result with the reference's, with messages a student can act on.
 
-Each function returns ``None`` when the values agree, else a sentence for the feedback. Nothing here
-sees student objects: both sides were decoded from plain data first.
+:func:`compare` returns ``None`` when the values agree, else a :class:`~autograder.disclosure.Problem`: what differs
+as a fixed category, the public example's details (first differing entry, error magnitudes), and a hint only when
+its diagnosis is confirmed on the student's own value. Nothing here sees student objects: both sides were decoded
+from plain data first.
+
+Diagnoses tried on every mismatch, after the check's own hints (each confirmed by recomputing the comparison on a
+transformed student value): the values are right but the shape is not; the array is transposed; the sign is
+flipped; the two entries of a pair are swapped.
 """
 
 from __future__ import annotations
@@ -11,35 +17,43 @@ from typing import Any
 
 import numpy as np
 
+from .disclosure import DIFFERS, INF, NAN, WRONG_DTYPE, WRONG_SHAPE, WRONG_TYPE, Problem
 from .policy import tolerance
 from .runtime.codec import TensorData
 
+# A check's own diagnosis: the student's and the reference's values -> a fixed sentence when confirmed, else None.
 Hint = Callable[[Any, Any], "str | None"]
 
+SHAPE_HINT = ("the values are right but the shape is not: (d,) is not (d, 1); use .ravel(), .squeeze() or "
+              ".reshape(...) to give the result the documented shape.")
+TRANSPOSED_HINT = "the result is transposed: the values are right but rows and columns are swapped."
+SIGN_HINT = "the result has the wrong sign: it is exactly minus the expected one."
+SWAPPED_HINT = "the two values are swapped: return them in the documented order."
 
-def describe(value: Any) -> str:
-    """A short, input-free description of a plain value's type and shape."""
+
+def describe(value: Any, show: bool = True) -> str:
+    """A short, input-free description of a plain value's type (and, when ``show``, its shape or length)."""
     if isinstance(value, TensorData):
-        return f"a torch tensor of shape {value.shape} and dtype {value.dtype}"
+        return f"a torch tensor of shape {value.shape} and dtype {value.dtype}" if show else "a torch tensor"
     if isinstance(value, np.ndarray):
-        return f"a numpy array of shape {value.shape} and dtype {value.dtype}"
+        return f"a numpy array of shape {value.shape} and dtype {value.dtype}" if show else "a numpy array"
     if isinstance(value, bool):
         return "a bool"
     if isinstance(value, (int, float)):
         return f"a number ({type(value).__name__})"
     if isinstance(value, tuple):
-        return f"a tuple of length {len(value)}"
+        return f"a tuple of length {len(value)}" if show else "a tuple"
     if isinstance(value, list):
-        return f"a list of length {len(value)}"
+        return f"a list of length {len(value)}" if show else "a list"
     if isinstance(value, dict):
-        return f"a dict with keys {sorted(value)}"
+        return f"a dict with keys {sorted(value)}" if show else "a dict"
     return "None" if value is None else type(value).__name__
 
 
-def compare(got: Any, want: Any, what: str, *, show_values: bool, iterative: bool = False,
-            hints: Sequence[Hint] = ()) -> str | None:
-    """None if ``got`` matches ``want`` within the policy's tolerance, else what differs."""
-    problem = _compare(got, want, what, show_values, iterative)
+def compare(got: Any, want: Any, what: str, *, iterative: bool = False, hints: Sequence[Hint] = ()) -> Problem | None:
+    """None if ``got`` matches ``want`` within the policy's tolerance, else what differs (``what`` names the result,
+    without any value: it is shown on hidden cases too)."""
+    problem = _compare(got, want, what, what, iterative)
     if problem is None:
         return None
     for hint in hints:
@@ -48,96 +62,159 @@ def compare(got: Any, want: Any, what: str, *, show_values: bool, iterative: boo
         except Exception:  # noqa: BLE001 - a hint that cannot apply says nothing
             extra = None
         if extra:
-            return f"{problem} Hint: {extra}"
+            return problem.with_hint(extra)
     return problem
 
 
-def _compare(got: Any, want: Any, what: str, show: bool, iterative: bool) -> str | None:
+def close(got: Any, want: Any, iterative: bool = False) -> bool:
+    """Whether ``got`` matches ``want`` as :func:`compare` judges it."""
+    return _compare(got, want, "", "", iterative) is None
+
+
+def _compare(got: Any, want: Any, what: str, safe: str, iterative: bool) -> Problem | None:
+    """``what`` names the part for the public example (indices included), ``safe`` for any case (dict keys only)."""
     if isinstance(want, TensorData):
         if not isinstance(got, TensorData):
-            return f"{what} should be {describe(want)}, but it is {describe(got)}."
+            return _type_problem(got, want, what, safe)
         if got.dtype != want.dtype:
-            return f"{what} has dtype {got.dtype}; expected {want.dtype}."
-        return _compare_arrays(got.array, want.array, what, show, iterative, want.dtype)
+            return Problem(f"{safe} {WRONG_DTYPE} (expected {want.dtype}).",
+                           f"{what} has dtype {got.dtype}; expected {want.dtype}.")
+        return _compare_arrays(got.array, want.array, what, safe, iterative, want.dtype)
     if isinstance(want, np.ndarray):
         if isinstance(got, TensorData):
-            return f"{what} should be a numpy array, but it is a torch tensor (use .detach().cpu().numpy())."
+            return Problem(f"{safe} should be a numpy array, but it is a torch tensor (use .detach().cpu().numpy()).")
         if not isinstance(got, np.ndarray):
-            return f"{what} should be {describe(want)}, but it is {describe(got)}."
-        return _compare_arrays(got, want, what, show, iterative, str(want.dtype))
+            return _type_problem(got, want, what, safe)
+        return _compare_arrays(got, want, what, safe, iterative, str(want.dtype))
     if isinstance(want, bool) or want is None or isinstance(want, str):
         if got != want or type(got) is not type(want):
-            return f"{what} is {got!r}; expected {want!r}." if show else f"{what} is not what was expected."
+            return Problem(f"{safe} is not what was expected.", f"{what} is {got!r}; expected {want!r}.")
         return None
     if isinstance(want, (int, float)):
-        if isinstance(got, bool) or not isinstance(got, (int, float)):
-            return f"{what} should be a number, but it is {describe(got)}."
-        if isinstance(want, int) and not isinstance(got, int):
-            return f"{what} should be an int, but it is {describe(got)}."
-        return _compare_arrays(np.asarray(got, dtype=float), np.asarray(want, dtype=float), what, show,
-                               iterative, "float64" if isinstance(want, float) else "int64")
+        number = _number(got)
+        if number is None:
+            return Problem(f"{safe} {WRONG_TYPE}: it should be a number.",
+                           f"{what} should be a number, but it is {describe(got)}.")
+        if isinstance(want, int) and not float(number).is_integer():
+            return Problem(f"{safe} should be a whole number (an int), but it is not.",
+                           f"{what} should be an int, but it is {number!r}.")
+        dtype = "int64" if isinstance(want, int) else _scalar_dtype(got)
+        return _compare_arrays(np.asarray(number, dtype=float), np.asarray(want, dtype=float), what, safe,
+                               iterative, dtype)
     if isinstance(want, (tuple, list)):
         kind = "tuple" if isinstance(want, tuple) else "list"
         if not isinstance(got, (tuple, list)) or len(got) != len(want):
-            return f"{what} should be a {kind} of length {len(want)}, but it is {describe(got)}."
+            return Problem(f"{safe} {WRONG_TYPE}: it should be a {kind} of the documented length.",
+                           f"{what} should be a {kind} of length {len(want)}, but it is {describe(got)}.")
         for i, (g, w) in enumerate(zip(got, want)):
-            problem = _compare(g, w, f"{what}[{i}]", show, iterative)
+            problem = _compare(g, w, f"{what}[{i}]", safe, iterative)
             if problem:
                 return problem
         return None
     if isinstance(want, dict):
         if not isinstance(got, dict):
-            return f"{what} should be a dict with keys {sorted(want)}, but it is {describe(got)}."
+            return Problem(f"{safe} {WRONG_TYPE}: it should be a dict with keys {sorted(want)}.",
+                           f"{what} should be a dict with keys {sorted(want)}, but it is {describe(got)}.")
         missing = sorted(set(want) - set(got))
         if missing:
-            return f"{what} is missing the key(s) {missing}."
+            return Problem(f"{safe} is missing the key(s) {missing}.")
         for key in want:
-            problem = _compare(got[key], want[key], f"{what}[{key!r}]", show, iterative)
+            problem = _compare(got[key], want[key], f"{what}[{key!r}]", f"{safe}[{key!r}]", iterative)
             if problem:
                 return problem
         return None
-    return f"{what} could not be compared."
+    return Problem(f"{safe} could not be compared.")
 
 
-def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, show: bool, iterative: bool,
-                    dtype: str) -> str | None:
+def _type_problem(got: Any, want: Any, what: str, safe: str) -> Problem:
+    return Problem(f"{safe} {WRONG_TYPE}: it should be {describe(want, False)}.",
+                   f"{what} should be {describe(want)}, but it is {describe(got)}.")
+
+
+def _number(value: Any) -> float | int | None:
+    """A plain number from a number, or from an array or tensor holding exactly one (as public tests accept)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    array = value.array if isinstance(value, TensorData) else value
+    if isinstance(array, np.ndarray) and array.size == 1 and array.dtype.kind in "iuf":
+        item = array.reshape(()).item()
+        return item
+    return None
+
+
+def _scalar_dtype(got: Any) -> str:
+    """The dtype whose tolerance applies to a float result: a float32 array or tensor is judged as float32."""
+    array = got.array if isinstance(got, TensorData) else got
+    if isinstance(array, np.ndarray) and array.dtype.kind == "f" and array.dtype.itemsize < 8:
+        return str(array.dtype)
+    return "float64"
+
+
+def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, iterative: bool,
+                    dtype: str) -> Problem | None:
     if got.shape != want.shape:
-        msg = f"{what} has shape {got.shape}; expected {want.shape}."
-        if got.size == want.size:
-            msg += " The numbers may be right but the shape is not: (d,) is not (d, 1); try .ravel() or .squeeze()."
-        return msg
+        problem = Problem(f"{safe} {WRONG_SHAPE}.", f"{what} has shape {got.shape}; expected {want.shape}.")
+        if got.size == want.size and _equal(got.reshape(want.shape), want, dtype, iterative):
+            return problem.with_hint(SHAPE_HINT)
+        if got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, iterative):
+            return problem.with_hint(TRANSPOSED_HINT)
+        return problem
     if want.dtype.kind in "f" and got.dtype.kind not in "fc":
-        return f"{what} has integer dtype {got.dtype}; expected floating point ({want.dtype})."
+        return Problem(f"{safe} {WRONG_DTYPE}: it should be floating point.",
+                       f"{what} has integer dtype {got.dtype}; expected floating point ({want.dtype}).")
     if want.dtype.kind in "f" and got.dtype.itemsize < want.dtype.itemsize:
-        return f"{what} has dtype {got.dtype}; expected {want.dtype} (lost precision)."
+        dtype = str(got.dtype)  # a narrower float (as the public tests accept) is judged with its own tolerance
     if want.dtype.kind == "b":
         got, want = got.astype(bool), want.astype(bool)
     g = got.astype(np.float64) if got.dtype.kind not in "c" else got
     w = want.astype(np.float64) if want.dtype.kind not in "c" else want
     bad_nan = np.isnan(g) & ~np.isnan(w)
     if bad_nan.any():
-        return f"{what} contains NaN where a finite value was expected (first at index {_index(bad_nan)})."
+        return Problem(f"{safe} {NAN}.", f"{what} {NAN} (first at index {_index(bad_nan)}).")
     bad_inf = np.isinf(g) & ~np.isinf(w)
     if bad_inf.any():
-        return f"{what} contains inf where a finite value was expected (first at index {_index(bad_inf)}): overflow?"
-    tol = tolerance(dtype, iterative)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(g - w)
-        ok = (diff <= tol.atol + tol.rtol * np.abs(w)) | (np.isnan(g) & np.isnan(w)) | (g == w)
+        return Problem(f"{safe} {INF}: overflow?", f"{what} {INF} (first at index {_index(bad_inf)}): overflow?")
+    ok = _agree(g, w, dtype, iterative)
     if ok.all():
         return None
+    tol = tolerance(dtype, iterative)
     first = _index(~ok)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(g - w)
     finite = np.isfinite(diff)
     max_abs = float(np.max(diff[finite])) if finite.any() else float("inf")
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff / np.maximum(np.abs(w), 1e-300)
     max_rel = float(np.max(rel[np.isfinite(rel)])) if np.isfinite(rel).any() else float("inf")
     where = f" at index {first}" if want.ndim else ""
-    msg = f"{what} differs from the expected values{where}"
-    if show:
-        msg += f": got {_fmt(g[first] if want.ndim else g)}, expected {_fmt(w[first] if want.ndim else w)}"
-    return (f"{msg} ({int((~ok).sum())} of {ok.size} entries differ; max abs error {max_abs:.3g}, "
-            f"max rel error {max_rel:.3g}; allowed rtol {tol.rtol:g}, atol {tol.atol:g}).")
+    value = (f": got {_fmt(g[first] if want.ndim else g)}, expected {_fmt(w[first] if want.ndim else w)}")
+    problem = Problem(f"{safe} {DIFFERS}.",
+                      f"{what} {DIFFERS}{where}{value} ({int((~ok).sum())} of {ok.size} entries differ; max abs "
+                      f"error {max_abs:.3g}, max rel error {max_rel:.3g}; allowed rtol {tol.rtol:g}, "
+                      f"atol {tol.atol:g}).")
+    if g.ndim == 2 and g.shape[0] == g.shape[1] and g.shape[0] > 1 and _equal(g.T, w, dtype, iterative):
+        return problem.with_hint(TRANSPOSED_HINT)
+    if np.any(np.abs(w) > tol.atol) and _equal(-g, w, dtype, iterative):
+        return problem.with_hint(SIGN_HINT)
+    if g.shape == (2,) and not np.isclose(w[0], w[1]) and _equal(g[::-1], w, dtype, iterative):
+        return problem.with_hint(SWAPPED_HINT)
+    return problem
+
+
+def _agree(g: np.ndarray, w: np.ndarray, dtype: str, iterative: bool) -> np.ndarray:
+    tol = tolerance(dtype, iterative)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(g - w)
+        return (diff <= tol.atol + tol.rtol * np.abs(w)) | (np.isnan(g) & np.isnan(w)) | (g == w)
+
+
+def _equal(got: np.ndarray, want: np.ndarray, dtype: str, iterative: bool) -> bool:
+    g, w = np.asarray(got), np.asarray(want)
+    if g.shape != w.shape or g.dtype.kind not in "biuf" or w.dtype.kind not in "biuf":
+        return False
+    return bool(_agree(g.astype(np.float64), w.astype(np.float64), dtype, iterative).all())
 
 
 def _index(mask: np.ndarray) -> tuple[int, ...] | int:
@@ -155,7 +232,7 @@ def factor_hint(factors: Sequence[tuple[str, float, str]]) -> Hint:
     """Hint when ``got`` is ``want`` times a known factor: ``[("n", n, "divide by n"), ...]``."""
 
     def hint(got: Any, want: Any) -> str | None:
-        g, w = np.asarray(_values(got), dtype=float), np.asarray(_values(want), dtype=float)
+        g, w = np.asarray(values(got), dtype=float), np.asarray(values(want), dtype=float)
         if g.shape != w.shape or not np.any(np.abs(w) > 1e-12):
             return None
         for label, factor, advice in factors:
@@ -166,5 +243,15 @@ def factor_hint(factors: Sequence[tuple[str, float, str]]) -> Hint:
     return hint
 
 
-def _values(value: Any) -> Any:
+def values(value: Any) -> Any:
+    """The numbers of a plain value (a tensor's array)."""
     return value.array if isinstance(value, TensorData) else value
+
+
+def matches(got: Any, candidate: Any, rtol: float = 1e-6, atol: float = 1e-9) -> bool:
+    """Whether the student's value equals a candidate computed in the grader (a hint's diagnosis)."""
+    try:
+        g, c = np.asarray(values(got), dtype=float), np.asarray(values(candidate), dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return g.shape == c.shape and bool(np.allclose(g, c, rtol=rtol, atol=atol))

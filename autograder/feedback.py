@@ -16,8 +16,9 @@ def render(result: SubmissionResult) -> str:
     """The HTML feedback page for one submission (everything escaped)."""
     rows = []
     for test in result.tests:
-        ok = test.score >= test.max_score
-        status = '<span class="pass">passed</span>' if ok else '<span class="fail">failed</span>'
+        ok = test.score >= test.max_score and not test.output.startswith("Advisory")
+        status = ('<span class="pass">passed</span>' if ok else '<span class="fail">failed</span>' if test.max_score
+                  else '<span class="fail">advisory</span>')
         rows.append(f"<tr><td>{escape(test.name)}</td><td>{status}</td>"
                     f"<td>{test.score:g} / {test.max_score:g}</td><td><pre>{escape(test.output)}</pre></td></tr>")
     notes = f"<h2>Notes</h2><pre>{escape(result.output)}</pre>" if result.output else ""

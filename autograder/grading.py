@@ -64,7 +64,8 @@ class Grader:
                                        ReferenceCache(assignment, course.reference_files(assignment)))
         self.notebook = course_notebook(assignment, course_dir)
         self.points = self.notebook.points
-        self.shares = {f: split(self.points[f], sum(c.function == f for c in self.suite.checks))
+        # a function's points are split exactly over its checks; advisory checks carry none
+        self.shares = {f: split(self.points[f], sum(c.function == f and not c.advisory for c in self.suite.checks))
                        for f in self.suite.functions}
         self.demo_sources = demo_cells(course.released_notebook(assignment))
 
@@ -73,9 +74,12 @@ class Grader:
         return total(self.points.values())
 
     def _share(self, index: int) -> int:
-        """Units of the ``index``-th check (its place among its function's checks decides its share)."""
+        """Units of the ``index``-th check (its place among its function's graded checks decides its share; an
+        advisory check has none)."""
         check = self.suite.checks[index]
-        k = sum(c.function == check.function for c in self.suite.checks[:index])
+        if check.advisory:
+            return 0
+        k = sum(c.function == check.function and not c.advisory for c in self.suite.checks[:index])
         return self.shares[check.function][k]
 
     def grade(self, folder_or_file: Path, worker: Worker, student: str = "") -> SubmissionResult:
@@ -128,7 +132,12 @@ class Grader:
         for check in self.suite.checks:
             stubs = [h for h in self.suite.depends.get(check.function, []) if h in failed]
             outcome = self._run_one(check, student, stubs)
-            if not outcome.passed:
+            coupled = [h for h in self.suite.coupled.get(check.function, []) if h in failed]
+            if coupled and not outcome.passed:
+                outcome.output += (f"\nNote: your {' and '.join(coupled)} fails its own tests, and {check.function} "
+                                   "depends on it in a way follow-through cannot replace: that mistake may show "
+                                   "here too.")
+            if not outcome.passed and not check.advisory:
                 failed.add(check.function)
             outcomes.append(outcome)
         return outcomes
@@ -143,9 +152,11 @@ class Grader:
             outcome.grader_error = f"{check.name}: {type(err).__name__}: {err}"
             return outcome
         if stubs:
+            names = " and ".join(stubs)
             outcome.output = ((outcome.output + "\n") if outcome.output else "") + (
-                f"Follow-through: your {', '.join(stubs)} fails its own tests, so these tests called a correct "
-                f"{' and '.join(stubs)} in its place: {check.function} is judged on its own work.")
+                f"Follow-through applied: your {names} {'fails its' if len(stubs) == 1 else 'fail their'} own tests, "
+                f"so this test called a correct {names} in {'its' if len(stubs) == 1 else 'their'} place: "
+                f"{check.function} is judged on its own work.")
         return outcome
 
     def _result(self, student: str, outcomes: list[TestOutcome], notes: list[str], start: float,

@@ -4,10 +4,13 @@ The source notebooks' hidden test regions call :func:`run_hidden_tests`. nbgrade
 student's kernel (as it runs every test), so this path has none of the sandbox's protections; it exists so
 that a course can compare ``nbgrader autograde`` with ``dlgrade grade``.
 
-The two agree on full marks and on zero, but not on partial credit: stock autograde gives a test cell all of its
-points or none (any failed check raises, and the cell scores 0), while ``dlgrade grade`` splits a function's points
-exactly over its checks (2 points, 3 checks, one failed: 1.3334). So a submission with a partly right function
-gets more from dlgrade than from stock autograde (tests/test_nbgrader_dropin.py checks both behaviours).
+The two agree on full marks and on zero, but not in between:
+
+- partial credit: stock autograde gives a test cell all of its points or none (any failed check raises, and the
+  cell scores 0), while ``dlgrade grade`` splits a function's points exactly over its checks (2 points, 3 checks,
+  one failed: 1.3334), so a partly right function gets more from dlgrade (tests/test_nbgrader_dropin.py checks both);
+- follow-through: stock nbgrader cannot give it (a wrong helper also fails the functions that call it);
+- advisory checks (no points) only print their findings here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ def run_hidden_tests(assignment: str, function: str, namespace: dict) -> None:
     suite = course.suite(assignment)
     reference = ReferenceSide(course.reference(assignment))
     side = LocalSide(namespace)
-    failed = [o for o in (run_check(c, side, reference) for c in suite.checks if c.function == function)
-              if not o.passed]
+    outcomes = [run_check(c, side, reference) for c in suite.checks if c.function == function]
+    for outcome in outcomes:
+        if outcome.check.advisory and not outcome.passed:
+            print(f"{outcome.check.name}: {outcome.output}")
+    failed = [o for o in outcomes if not o.passed and not o.check.advisory]
     if failed:
         raise AssertionError("\n".join(f"{o.check.name}: {o.output}" for o in failed))

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from autograder import course, samples, settings
+from autograder.checking import Mistake, Variant
 from autograder.grading import Grader
 from autograder.results import SubmissionResult
 from autograder.sandbox import Limits, Worker, bwrap, protections
@@ -109,14 +110,34 @@ def assert_full_marks_and_zero(grade, assignment: str) -> None:
     assert grade(assignment, samples.build(assignment, solved=False)).score == 0
 
 
-def assert_mistake_caught(grade, assignment: str, function: str, code: str | dict, fragment: str) -> None:
-    """A wrong ``function`` (cell source, or several cells by grade_id) loses points on that function and on
-    functions the contract makes depend on it only, and its feedback contains ``fragment``."""
-    result = grade(assignment, samples.build(assignment, code if isinstance(code, dict) else {function: code}))
+def assert_mistake_caught(grade, assignment: str, mistake: Mistake) -> SubmissionResult:
+    """A known mistake loses points on its own function only (functions that call it are judged with follow-through
+    credit, and their feedback says so; only a function coupled to it where follow-through is impossible may lose
+    points too), and the function's feedback contains the catalogued fragment. An advisory mistake loses no points."""
+    suite = course.suite(assignment)
+    result = grade(assignment, samples.build(assignment, mistake.cells))
     lost = failing_functions(result)
-    dependents = {f for f, deps in course.suite(assignment).depends.items() if function in deps}
-    assert function in lost and lost <= {function} | dependents, lost
-    assert fragment in outputs(result, function)
+    text = outputs(result, mistake.function)
+    if mistake.advisory:
+        assert lost == set(), (lost, text)
+        assert result.score == result.max_score
+        advisory = "\n".join(t.output for t in result.tests if t.name.startswith(f"{mistake.function}:")
+                             and t.max_score == 0)
+        assert mistake.feedback in advisory and "Advisory (no points)" in advisory, text
+        return result
+    coupled = {f for f, helpers in suite.coupled.items() if mistake.function in helpers}
+    assert mistake.function in lost and lost <= {mistake.function} | coupled, (lost, result.to_json())
+    assert mistake.feedback in text, text
+    for dependant in (f for f, deps in suite.depends.items() if mistake.function in deps):
+        assert "Follow-through applied" in outputs(result, dependant), outputs(result, dependant)
+    return result
+
+
+def assert_full_marks(grade, assignment: str, variant: Variant) -> None:
+    """A correct variant the contract allows gets full marks with no feedback at all."""
+    result = grade(assignment, samples.build(assignment, variant.cells))
+    failed = {t.name: t.output for t in result.tests if t.score < t.max_score or t.output}
+    assert result.score == result.max_score and not failed, failed
 
 
 def nbgrader(root: Path, *args: str) -> None:

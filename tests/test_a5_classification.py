@@ -1,51 +1,61 @@
-"""a5_classification: full marks for the reference, zero for the release, and each mistake the issue lists caught
-on its own function with feedback that names it."""
+"""a5_classification: full marks for the reference and every correct variant, zero for the release, each catalogued
+mistake caught on its own function with feedback that names it, and a classifier that looks its inputs up in the
+bundled digits instead of learning earns nothing."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import assert_full_marks_and_zero, assert_mistake_caught, outputs
+from conftest import assert_full_marks, assert_full_marks_and_zero, assert_mistake_caught, failing_functions, outputs
 
-from autograder import samples
+from autograder import course, samples
 
 A5 = "a5_classification"
-
-MISTAKES = [
-    ("bce_with_logits", "def bce_with_logits(logits, y):\n    p = 1 / (1 + np.exp(-logits))\n"
-                        "    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))\n",
-     "Use the stable form"),
-    ("bce_with_logits", "def bce_with_logits(logits, y):\n"
-                        "    return float(np.mean(-y * np.log(1 / (1 + np.exp(-logits)))))\n",
-     "the (1 - y) log(1 - σ(z)) term is missing"),
-    ("accuracy", "def accuracy(y_true, y_pred):\n    return 100.0 * float(np.mean(y_true == y_pred))\n",
-     "not a percentage"),
-    ("predict_proba", "def predict_proba(model, X):\n    with torch.no_grad():\n"
-                      "        return model(torch.as_tensor(X, dtype=torch.float32)).reshape(-1).numpy()\n",
-     "these are the logits"),
-    ("train_classifier", "class Standardize(nn.Module):\n    pass\n\n"
-                         "def train_classifier(X, y, seed):\n    model = nn.Linear(X.shape[1], 1)\n"
-                         "    opt = torch.optim.SGD(model.parameters(), lr=1e-4)\n"
-                         "    X, y = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)\n"
-                         "    for _ in range(3):\n        opt.zero_grad()\n"
-                         "        nn.functional.binary_cross_entropy_with_logits(model(X)[:, 0], y).backward()\n"
-                         "        opt.step()\n    return model\n",
-     "different models"),
-]
+SUITE = course.suite(A5)
 
 
 def test_reference_gets_full_marks_and_the_release_zero(grade) -> None:
     assert_full_marks_and_zero(grade, A5)
 
 
-@pytest.mark.parametrize(("function", "code", "fragment"), MISTAKES,
-                         ids=[f"{m[0]}-{i}" for i, m in enumerate(MISTAKES)])
-def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, function, code, fragment) -> None:
-    assert_mistake_caught(grade, A5, function, code, fragment)
+@pytest.mark.parametrize("mistake", SUITE.mistakes, ids=[f"{m.function}-{i}" for i, m in enumerate(SUITE.mistakes)])
+def test_a_mistake_costs_only_its_function_and_says_what_to_fix(grade, mistake) -> None:
+    assert_mistake_caught(grade, A5, mistake)
 
 
-def test_a_deterministic_but_weak_classifier_fails_on_accuracy(grade) -> None:
-    code = ("class Standardize(nn.Module):\n    pass\n\n"
-            "def train_classifier(X, y, seed):\n    torch.manual_seed(seed)\n"
-            "    return nn.Linear(X.shape[1], 1)\n")
-    result = grade(A5, samples.build(A5, {"train_classifier": code}))
+@pytest.mark.parametrize("variant", SUITE.variants, ids=[v.name for v in SUITE.variants])
+def test_a_correct_variant_gets_full_marks(grade, variant) -> None:
+    assert_full_marks(grade, A5, variant)
+
+
+LOOKUP = '''
+class Standardize(nn.Module):
+    pass
+
+
+class Lookup(nn.Module):
+    """Answers from scikit-learn's bundled digits: the label of the nearest image (robust to noise), as +-10."""
+
+    def __init__(self):
+        super().__init__()
+        from sklearn.datasets import load_digits
+        data = load_digits()
+        keep = np.isin(data.target, [3, 8])
+        self.images = torch.tensor(data.data[keep], dtype=torch.float32)
+        self.labels = torch.tensor(data.target[keep] == 8)
+
+    def forward(self, x):
+        nearest = torch.cdist(x.float(), self.images).argmin(dim=1)
+        return torch.where(self.labels[nearest], 10.0, -10.0)
+
+
+def train_classifier(X, y, seed):
+    return Lookup()
+'''
+
+
+def test_a_lookup_in_the_bundled_digits_earns_nothing(grade) -> None:
+    """A model that looks each input up in the public dataset would score perfectly on the raw digits; on the
+    grader's hidden view (pixels permuted, noise added) it is no better than chance."""
+    result = grade(A5, samples.build(A5, {"train_classifier": LOOKUP}))
+    assert failing_functions(result) == {"train_classifier"}
     assert "held-out accuracy" in outputs(result, "train_classifier")

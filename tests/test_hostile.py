@@ -121,6 +121,73 @@ def test_a_lying_ndarray_subclass_does_not_pass(grade) -> None:
     grade_hostile(grade, {"add_intercept": code}, lost={"add_intercept"})
 
 
+# -- observations only the student's process can make: forging them gains nothing ---------------------------
+
+FORGE_INPUTS = (
+    "import copy, importlib\n"
+    "probes = importlib.import_module('dlgrade_runtime.probes')\n"
+    "_call = probes.call\n"
+    "def call(ns, name, args=(), kwargs=None, device=None, stubs=(), report_inputs=False):\n"
+    "    sent = copy.deepcopy((list(args), dict(kwargs or {})))\n"
+    "    report = _call(ns, name, args, kwargs, device, stubs, report_inputs)\n"
+    "    if report_inputs:\n"
+    "        report['inputs'] = {str(i): v for i, v in enumerate(sent[0])} | sent[1]\n"
+    "    report['warnings'] = []\n"
+    "    return report\n"
+    "probes.call = call\n"
+    "probes._same = lambda *args: True  # what turned 11/12 into 12/12 before\n"
+)
+IN_PLACE = ("def gradient_descent(X, y, lr, n_steps, beta_init=None):\n"
+            "    beta = np.zeros(X.shape[1]) if beta_init is None else beta_init\n"
+            "    path = [beta.copy()]\n    for _ in range(n_steps):\n"
+            "        beta -= lr * mse_gradient(beta, X, y)\n        path.append(beta.copy())\n"
+            "    return np.array(path)\n")
+
+
+def test_hiding_an_in_place_change_from_the_probe_gains_nothing(grade) -> None:
+    """Whether an argument changed in place is seen only inside the student's process, so that check is advisory:
+    a cell that patches the probe to report the arguments as they were sent earns not a point more."""
+    honest = grade(A1, samples.build(A1, {"gradient_descent": IN_PLACE}))
+    forged = grade(A1, samples.build(A1, {"gradient_descent": IN_PLACE}, [FORGE_INPUTS]))
+    assert honest.score == forged.score == honest.max_score
+    assert "Advisory (no points): gradient_descent changed its input beta_init in place" in \
+        outputs(honest, "gradient_descent")
+    assert "changed its input" not in outputs(forged, "gradient_descent")
+
+
+def test_hiding_warnings_and_gradient_tracking_gains_nothing(grade) -> None:
+    """Warnings and torch's gradient mode are seen only inside the student's process: advisory, no points, so
+    suppressing their observation earns nothing."""
+    a2 = "a2_mlp"
+    naive = "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n"
+    honest = grade(a2, samples.build(a2, {"sigmoid": naive}))
+    forged = grade(a2, samples.build(a2, {"sigmoid": naive}, [FORGE_INPUTS]))
+    assert honest.score == forged.score == honest.max_score
+    assert "Advisory (no points): sigmoid warned" in outputs(honest, "sigmoid")
+    a3 = "a3_training_loop"
+    tracked = ("def evaluate(model, loader, loss_fn, device='cpu'):\n    model.eval()\n"
+               "    return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item() for x, y in loader]))\n")
+    lie = ("import importlib\nprobe = importlib.import_module('dlgrade_runtime.probes_a3_training_loop')\n"
+           "_loss = probe._recording_loss\nprobe._recording_loss = lambda losses, seen=None: _loss(losses)\n")
+    honest = grade(a3, samples.build(a3, {"evaluate": tracked}))
+    forged = grade(a3, samples.build(a3, {"evaluate": tracked}, [lie]))
+    assert honest.score == forged.score == honest.max_score
+    assert "gradient tracking" not in outputs(forged, "evaluate")
+    assert "Advisory (no points): evaluate computed the losses with gradient tracking on" in outputs(honest, "evaluate")
+
+
+def test_evaluation_mode_is_judged_during_the_call_not_after_it(grade) -> None:
+    """evaluate's mode is judged from the losses it computes (batch norm in training mode gives others): switching
+    to evaluation mode only after computing them, which a look at model.training afterwards would accept, fails."""
+    a3 = "a3_training_loop"
+    late = ("def evaluate(model, loader, loss_fn, device='cpu'):\n    with torch.no_grad():\n"
+            "        losses = [loss_fn(model(x.to(device)), y.to(device)).item() for x, y in loader]\n"
+            "    model.eval()\n    return float(np.mean(losses))\n")
+    result = grade(a3, samples.build(a3, {"evaluate": late}))
+    assert failing_functions(result) == {"evaluate"}
+    assert "call model.eval() before evaluating" in outputs(result, "evaluate")
+
+
 # -- crashes and resource abuse cost only the function that does it ----------------------------------
 
 CRASHES = {

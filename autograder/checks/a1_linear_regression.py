@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial
-from ..compare import factor_hint
+from ..checking import Suite, Trial, Variant, mistake
+from ..compare import factor_hint, matches
+from ..runtime.codec import TensorData
 
 SUITE = Suite(
     "a1_linear_regression",
     "linear_regression.ipynb",
     depends={"gradient_descent": ["mse_gradient"], "minibatch_sgd": ["mse_gradient"]},
-    typical_mistakes={
-        "mse_gradient": "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)  # forgot to divide by n\n",
-        "normal_equation": "def normal_equation(X, y):\n    return np.linalg.solve(X.T @ X, X.T @ y).reshape(-1, 1)\n",
-    },
 )
 check = SUITE.check
 
@@ -63,15 +60,39 @@ def _(t: Trial) -> None:
     t.expect_close(t.call("add_intercept", X), t.ref("add_intercept", X), "the result")
 
 
+SUITE.inputs_unchanged("add_intercept", lambda t: ([regression_data(t)[0]], {}))
+
+
 # -- simple_linear_regression ----------------------------------------------------------------------
+
+def as_pair(value):
+    """Any length-2 sequence of numbers (tuple, list, array, tensor: the contract accepts them all) as an array,
+    or the value unchanged when it is none of these."""
+    array = value.array if isinstance(value, TensorData) else value
+    if isinstance(array, np.ndarray) and array.shape == (2,) and array.dtype.kind in "iuf":
+        return array.astype(np.float64)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        items = [v.array if isinstance(v, TensorData) else v for v in value]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) or
+               isinstance(v, np.ndarray) and v.size == 1 and v.dtype.kind in "iuf" for v in items):
+            return np.array([float(np.asarray(v).reshape(())) for v in items])
+    return value
+
 
 @check("simple_linear_regression", "matches the reference on random data")
 def _(t: Trial) -> None:
     n = 12 if t.public else int(t.rng.integers(10, 80))
     x = t.rng.normal(loc=2.0, size=n)
     y = 1.5 - 0.7 * x + t.rng.normal(scale=0.3, size=n)
-    t.expect_close(t.call("simple_linear_regression", x, y), t.ref("simple_linear_regression", x, y),
-                   "(beta0, beta1)")
+    want = np.array(t.ref("simple_linear_regression", x, y), dtype=np.float64)
+    t.expect_close(as_pair(t.call("simple_linear_regression", x, y)), want, "(beta0, beta1)", hints=[swap_hint])
+
+
+def swap_hint(got, want) -> str | None:
+    """(slope, intercept) instead of (intercept, slope)."""
+    if matches(got, np.asarray(want)[::-1]) and not matches(got, want):
+        return "you returned (beta1, beta0): the intercept beta0 comes first, then the slope beta1."
+    return None
 
 
 # -- mse_loss --------------------------------------------------------------------------------------
@@ -80,10 +101,14 @@ def _(t: Trial) -> None:
 def _(t: Trial) -> None:
     X, y = regression_data(t)
     beta = t.rng.normal(size=X.shape[1])
-    hints = [factor_hint([("2", 2.0, "the loss has a ½ in front: 1/(2n) Σ (X beta − y)²"),
-                          ("n", float(len(y)), "divide the sum by 2n"),
-                          ("1/2", 0.5, "the factor is 1/(2n), not 1/(4n)")])]
-    t.expect_close(t.call("mse_loss", beta, X, y), t.ref("mse_loss", beta, X, y), "the loss", hints=hints)
+    t.expect_close(t.call("mse_loss", beta, X, y), t.ref("mse_loss", beta, X, y), "the loss",
+                   hints=loss_hints(len(y)))
+
+
+def loss_hints(n: int):
+    return [factor_hint([("2", 2.0, "the loss has a ½ in front: 1/(2n) Σ (X beta − y)²"),
+                         ("n", float(n), "divide the sum by 2n"),
+                         ("1/2", 0.5, "the factor is 1/(2n), not 1/(4n)")])]
 
 
 # -- mse_gradient ----------------------------------------------------------------------------------
@@ -107,10 +132,9 @@ def _(t: Trial) -> None:
 # -- gradient_descent ------------------------------------------------------------------------------
 
 def trajectory_hint(got, want) -> str | None:
-    if isinstance(got, np.ndarray) and got.ndim == 2 and got.shape == (want.shape[0] - 1, want.shape[1]):
+    """The trajectory without its starting row."""
+    if isinstance(got, np.ndarray) and got.shape == (want.shape[0] - 1, want.shape[1]) and matches(got, want[1:]):
         return "the trajectory is missing its first row: row 0 must be beta_init (zeros when None)."
-    if isinstance(got, np.ndarray) and got.shape == want.shape[::-1]:
-        return "the trajectory is transposed: one row per step, one column per coefficient."
     return None
 
 
@@ -132,18 +156,170 @@ def _(t: Trial) -> None:
                    iterative=True, hints=[trajectory_hint])
 
 
+def _descent_args(t: Trial) -> tuple[list, dict]:
+    X, y = regression_data(t)
+    return [X, y, 0.05, 3], {"beta_init": t.rng.normal(size=X.shape[1])}
+
+
+SUITE.inputs_unchanged("gradient_descent", _descent_args)
+
+
 # -- minibatch_sgd ---------------------------------------------------------------------------------
 
-@check("minibatch_sgd", "matches the reference (shuffling from the seed, in order)")
+SGD_RECIPE = ("The contract fixes the shuffling recipe, so that every correct answer gives the same numbers: "
+              "rng = np.random.default_rng(seed) once; each epoch perm = rng.permutation(n); batches "
+              "idx = perm[start:start + batch_size] for start in range(0, n, batch_size), in order.")
+
+
+def sgd_with(X: np.ndarray, y: np.ndarray, lr: float, batch_size: int, orders: list[np.ndarray]) -> np.ndarray:
+    """Mini-batch SGD with the correct gradient, visiting the rows in the given order each epoch."""
+    beta = np.zeros(X.shape[1])
+    for perm in orders:
+        for start in range(0, len(y), batch_size):
+            idx = perm[start : start + batch_size]
+            beta = beta - lr * X[idx].T @ (X[idx] @ beta - y[idx]) / len(idx)
+    return beta
+
+
+def shuffle_hint(X: np.ndarray, y: np.ndarray, lr: float, n_epochs: int, batch_size: int, seed: int):
+    """Recognise the usual departures from the recipe by replaying them."""
+    n = len(y)
+    legacy = np.random.RandomState(seed)
+    candidates = [
+        ("the rows are visited in their original order: shuffle each epoch with perm = rng.permutation(n).",
+         [np.arange(n)] * n_epochs),
+        ("every epoch visits the rows in the same order: create rng = np.random.default_rng(seed) once, before the "
+         "epoch loop, not inside it.", [np.random.default_rng(seed).permutation(n)] * n_epochs),
+        ("the shuffling comes from numpy's global generator (np.random.seed / np.random.permutation): use "
+         "rng = np.random.default_rng(seed) and rng.permutation(n).", [legacy.permutation(n) for _ in range(n_epochs)]),
+    ]
+
+    def hint(got, want) -> str | None:
+        for advice, orders in candidates:
+            if matches(got, sgd_with(X, y, lr, batch_size, orders)):
+                return advice
+        return None
+
+    return hint
+
+
+def _sgd(t: Trial, args: tuple) -> None:
+    X, y, lr, n_epochs, batch_size, seed = args
+    t.expect_close(t.call("minibatch_sgd", *args), t.ref("minibatch_sgd", *args), "beta", iterative=True,
+                   hints=[shuffle_hint(X, y, lr, n_epochs, batch_size, seed)], note=SGD_RECIPE)
+
+
+@check("minibatch_sgd", "matches the contract's recipe (shuffling from the seed, batches in order)")
 def _(t: Trial) -> None:
     X, y = regression_data(t)
-    seed = int(t.rng.integers(0, 10_000))
-    args = (X, y, 0.05, 5, 4, seed)
-    t.expect_close(t.call("minibatch_sgd", *args), t.ref("minibatch_sgd", *args), "beta", iterative=True)
+    _sgd(t, (X, y, 0.05, 5, 4, int(t.rng.integers(0, 10_000))))
 
 
 @check("minibatch_sgd", "handles a last batch smaller than batch_size")
 def _(t: Trial) -> None:
     X, y = regression_data(t)
-    args = (X, y, 0.05, 3, 7, 11)
-    t.expect_close(t.call("minibatch_sgd", *args), t.ref("minibatch_sgd", *args), "beta", iterative=True)
+    _sgd(t, (X, y, 0.05, 3, 7, 11))
+
+
+# -- the catalogue: known mistakes (each costs only its function) and correct variants (full marks) ---------
+
+def _sgd_code(shuffle: str, rng: str = "    rng = np.random.default_rng(seed)\n") -> str:
+    return ("def minibatch_sgd(X, y, lr, n_epochs, batch_size, seed):\n"
+            "    n = len(y)\n    beta = np.zeros(X.shape[1])\n" + rng +
+            "    for _ in range(n_epochs):\n" + shuffle +
+            "        for s in range(0, n, batch_size):\n"
+            "            idx = perm[s:s + batch_size]\n"
+            "            beta = beta - lr * mse_gradient(beta, X[idx], y[idx])\n"
+            "    return beta\n")
+
+
+def _gd_code(body: str) -> str:
+    return ("def gradient_descent(X, y, lr, n_steps, beta_init=None):\n"
+            "    beta = np.zeros(X.shape[1]) if beta_init is None else beta_init\n" + body)
+
+
+SUITE.mistakes = [
+    mistake("normal_equation",
+            "def normal_equation(X, y):\n    return np.linalg.solve(X.T @ X, X.T @ y).reshape(-1, 1)\n",
+            "has shape (3, 1); expected (3,)", typical=True),
+    mistake("normal_equation",
+            "def normal_equation(X, y):\n    return np.linalg.solve(X.T @ X + np.eye(X.shape[1]), X.T @ y)\n",
+            "differs from the expected values"),
+    mistake("add_intercept", "def add_intercept(X):\n    return np.hstack([X, np.ones((X.shape[0], 1))])\n",
+            "differs from the expected values at index (0, 0)"),
+    mistake("add_intercept", "def add_intercept(X):\n    X[:, 0] = 1.0\n    return X\n",
+            "changed its input X in place"),
+    mistake("simple_linear_regression",
+            "def simple_linear_regression(x, y):\n    b1 = np.cov(x, y)[0, 1] / np.var(x)\n"
+            "    return y.mean() - b1 * x.mean(), b1\n",
+            "(beta0, beta1) differs from the expected values at index 0"),
+    mistake("simple_linear_regression",
+            "def simple_linear_regression(x, y):\n    dx, dy = x - x.mean(), y - y.mean()\n"
+            "    b1 = np.sum(dx * dy) / np.sum(dx ** 2)\n    return b1, y.mean() - b1 * x.mean()\n",
+            "you returned (beta1, beta0)"),
+    mistake("simple_linear_regression",
+            "def simple_linear_regression(x, y):\n    raise ValueError('x and y differ in length')\n",
+            "simple_linear_regression raised ValueError: x and y differ in length"),
+    mistake("mse_loss", "def mse_loss(beta, X, y):\n    return float(np.mean((X @ beta - y) ** 2))\n",
+            "exactly 2 times the expected one; the loss has a ½ in front"),
+    mistake("mse_loss", "# the student deleted the function\n", "`mse_loss` is not defined in your notebook"),
+    mistake("mse_gradient", "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)  # forgot to divide by n\n",
+            "exactly n times the expected one", typical=True),
+    mistake("mse_gradient", "def mse_gradient(beta, X, y):\n    return 2 * X.T @ (X @ beta - y) / len(y)\n",
+            "exactly 2 times the expected one"),
+    mistake("mse_gradient", "def mse_gradient(beta, X, y):\n    return X.T @ (y - X @ beta) / len(y)\n",
+            "exactly -1 times the expected one; the residual is X beta − y"),
+    mistake("gradient_descent",
+            _gd_code("    path = []\n    for _ in range(n_steps):\n"
+                     "        beta = beta - lr * mse_gradient(beta, X, y)\n        path.append(beta)\n"
+                     "    return np.array(path)\n"),
+            "missing its first row"),
+    mistake("gradient_descent",
+            _gd_code("    path = [beta.copy()]\n    for _ in range(n_steps):\n"
+                     "        beta -= lr * mse_gradient(beta, X, y)\n        path.append(beta.copy())\n"
+                     "    return np.array(path)\n"),
+            "changed its input beta_init in place", advisory=True),
+    mistake("minibatch_sgd", _sgd_code("        perm = np.random.default_rng(seed).permutation(n)\n", rng=""),
+            "create rng = np.random.default_rng(seed) once"),
+    mistake("minibatch_sgd", _sgd_code("        perm = np.arange(n)\n"), "visited in their original order"),
+    mistake("minibatch_sgd", _sgd_code("        perm = np.random.permutation(n)\n", rng="    np.random.seed(seed)\n"),
+            "numpy's global generator"),
+    mistake("minibatch_sgd", _sgd_code("        perm = rng.choice(n, size=n, replace=False)\n"),
+            "The contract fixes the shuffling recipe"),
+]
+
+SUITE.variants = [
+    Variant("normal_equation with lstsq", {"normal_equation": "def normal_equation(X, y):\n"
+                                           "    return np.linalg.lstsq(X, y, rcond=None)[0]\n"}),
+    Variant("add_intercept with np.c_", {"add_intercept": "def add_intercept(X):\n"
+                                         "    return np.c_[np.ones(len(X)), X]\n"}),
+    Variant("simple_linear_regression returning an array",
+            {"simple_linear_regression": "def simple_linear_regression(x, y):\n"
+             "    b1 = np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2)\n"
+             "    return np.array([y.mean() - b1 * x.mean(), b1])\n"}),
+    Variant("simple_linear_regression returning a list of numpy floats",
+            {"simple_linear_regression": "def simple_linear_regression(x, y):\n"
+             "    b1 = np.cov(x, y, ddof=0)[0, 1] / np.var(x)\n"
+             "    return [y.mean() - b1 * x.mean(), b1]\n"}),
+    Variant("mse_loss as a numpy scalar from np.mean",
+            {"mse_loss": "def mse_loss(beta, X, y):\n    return np.mean((X @ beta - y) ** 2) / 2\n"}),
+    Variant("mse_gradient with .dot and shape[0]",
+            {"mse_gradient": "def mse_gradient(beta, X, y):\n    return X.T.dot(X.dot(beta) - y) / X.shape[0]\n"}),
+    Variant("gradient_descent into a preallocated array",
+            {"gradient_descent": "def gradient_descent(X, y, lr, n_steps, beta_init=None):\n"
+             "    path = np.zeros((n_steps + 1, X.shape[1]))\n"
+             "    if beta_init is not None:\n        path[0] = beta_init\n"
+             "    for t in range(n_steps):\n        path[t + 1] = path[t] - lr * mse_gradient(path[t], X, y)\n"
+             "    return path\n"}),
+    Variant("minibatch_sgd shuffling np.arange(n) with rng.shuffle",
+            {"minibatch_sgd": _sgd_code("        perm = np.arange(n)\n        rng.shuffle(perm)\n")}),
+    Variant("minibatch_sgd slicing shuffled copies of X and y",
+            {"minibatch_sgd": "def minibatch_sgd(X, y, lr, n_epochs, batch_size, seed):\n"
+             "    rng = np.random.default_rng(seed)\n    beta = np.zeros(X.shape[1])\n"
+             "    for epoch in range(n_epochs):\n        perm = rng.permutation(len(X))\n"
+             "        Xs, ys = X[perm], y[perm]\n"
+             "        for start in range(0, len(X), batch_size):\n"
+             "            xb, yb = Xs[start:start + batch_size], ys[start:start + batch_size]\n"
+             "            beta = beta - lr * mse_gradient(beta, xb, yb)\n"
+             "    return beta\n"}),
+]

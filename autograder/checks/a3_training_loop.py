@@ -1,33 +1,30 @@
 """Checks for a3_training_loop: the notebook's dataset, loader, loops and checkpoints drive the grader's own
-small models, and every result is compared with the reference doing the same."""
+small models, and every result is compared with the reference doing the same.
+
+The loops are probed where a mistake shows in the numbers: train_one_epoch gets a batch-norm network in evaluation
+mode (without ``model.train()`` its weights come out different), evaluate gets it in training mode with
+non-trivial running statistics (without ``model.eval()`` its losses differ), and the loader's batches scramble
+themselves when ``.to(device)`` is called without using the result. Every diagnosis in a hint is confirmed by
+replaying the mistake on the reference.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial
+from ..checking import Suite, Trial, Variant, mistake
+from ..compare import close, matches
+from ..runtime.codec import TensorData
 
 SUITE = Suite(
     "a3_training_loop",
     "training_loop.ipynb",
-    # load_checkpoint reads what save_checkpoint wrote (the file format is the student's own)
-    depends={"fit": ["train_one_epoch", "evaluate"], "fit_cubic": ["train_one_epoch"],
-             "load_checkpoint": ["save_checkpoint"]},
-    typical_mistakes={
-        "train_one_epoch": "def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n"
-                           "    model.train()\n"
-                           "    for xb, yb in loader:\n"
-                           "        xb.to(device)\n"
-                           "        yb = yb.to(device)\n"
-                           "        loss = loss_fn(model(xb), yb)\n"
-                           "        loss.backward()\n"
-                           "        optimizer.step()\n"
-                           "    return loss.item()\n",
-        "evaluate": "def evaluate(model, loader, loss_fn, device='cpu'):\n"
-                    "    with torch.no_grad():\n"
-                    "        return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item()\n"
-                    "                              for x, y in loader]))\n",
-    },
+    depends={"fit": ["train_one_epoch", "evaluate"]},
+    # No follow-through for these: fit_cubic calls train_one_epoch (if it does) on a model of its own, which cannot
+    # cross to the grader as data, and running a reference loop in the student's process would hand the student the
+    # reference; load_checkpoint reads the file save_checkpoint wrote, in a format of the student's own, for which
+    # no reference can stand in. A mistake in the helper may cost these too, and their feedback says so.
+    coupled={"fit_cubic": ["train_one_epoch"], "load_checkpoint": ["save_checkpoint"]},
     preload=("torch", "torch.utils.data"),
     warm_torch=True,
 )
@@ -44,51 +41,91 @@ CUBIC_MSE_FACTOR, CUBIC_MSE_FLOOR = 20.0, 0.1
 CUBIC_SECONDS = 20.0
 
 
-def _data(t: Trial, n: int | None = None) -> dict:
-    n = n or (12 if t.public else int(t.rng.integers(9, 30)))
+def _data(t: Trial, n: int | None = None, norm: bool = True) -> dict:
+    """The grader's network (Linear, BatchNorm1d with non-trivial running statistics when ``norm``, Tanh, Linear)
+    and data; no batch of 4 ever holds a single row (batch norm cannot train on one)."""
+    if n is None:
+        n = 12 if t.public else int(t.rng.choice([k for k in range(9, 30) if k % 4 != 1]))
     d, h = 3, 4
-    state = {"0.weight": t.rng.normal(scale=0.5, size=(h, d)), "0.bias": t.rng.normal(scale=0.1, size=h),
-             "3.weight": t.rng.normal(scale=0.5, size=(1, h)), "3.bias": np.zeros(1)}
-    return {"state": {k: v.astype(np.float32) for k, v in state.items()},
-            "x": t.rng.normal(size=(n, d)).astype(np.float32), "y": t.rng.normal(size=n).astype(np.float32)}
+    state = {"0.weight": t.rng.normal(scale=0.5, size=(h, d)), "0.bias": t.rng.normal(scale=0.1, size=h)}
+    if norm:
+        state |= {"1.weight": 1 + t.rng.normal(scale=0.2, size=h), "1.bias": t.rng.normal(scale=0.2, size=h),
+                  "1.running_mean": t.rng.normal(scale=0.5, size=h), "1.running_var": t.rng.uniform(0.5, 2.0, size=h)}
+    state |= {"3.weight": t.rng.normal(scale=0.5, size=(1, h)), "3.bias": np.zeros(1)}
+    state = {k: v.astype(np.float32) for k, v in state.items()}
+    if norm:
+        state["1.num_batches_tracked"] = np.array(10, dtype=np.int64)
+    return {"state": state, "x": t.rng.normal(size=(n, d)).astype(np.float32),
+            "y": t.rng.normal(size=n).astype(np.float32)}
 
 
-def _unmoved(t: Trial, got: dict, name: str) -> None:
-    """Fail if the batch reached the model (or the targets reached the loss) without ``.to(device)``'s result.
+def _params(state: dict) -> dict:
+    return {k: v for k, v in state.items() if "running" not in k and "num_batches" not in k}
 
-    The probe's loader yields tensors of a marked subclass whose ``.to()`` returns a plain tensor, so this is
-    caught on a CPU-only grader too, where an unmoved batch would otherwise work."""
-    if got.get("unmoved"):
-        t.fail(f"{name} passed the batch to the model without moving it: `xb.to(device)` returns a new tensor and "
-               "leaves xb where it was; write `xb = xb.to(device)` (and the same for the targets).")
-    if got.get("unmoved_targets"):
-        t.fail(f"{name} passed the targets to the loss without moving them: `yb.to(device)` returns a new tensor; "
-               "write `yb = yb.to(device)`.")
+
+UNMOVED = {"x": "the weights are those of training on batches left where they were: `xb.to(device)` returns a new "
+                "tensor and leaves xb as it was; write `xb = xb.to(device)` (and the same for the targets).",
+           "y": "the weights are those of training with targets left where they were: `yb.to(device)` returns a new "
+                "tensor; write `yb = yb.to(device)`."}
+UNMOVED_LOSS = {"x": "the losses are those of batches left where they were: `xb.to(device)` returns a new tensor and "
+                     "leaves xb as it was; write `xb = xb.to(device)`.",
+                "y": "the losses are those of targets left where they were: `yb.to(device)` returns a new tensor; "
+                     "write `yb = yb.to(device)`."}
+
+
+def replay_hint(t: Trial, probe: str, args: dict, part: str, cases: list[tuple[dict, str]], iterative: bool = False):
+    """A diagnosis confirmed by replaying a mistake on the reference: ``cases`` pairs the probe's extra arguments
+    (``skip``: calls made no-ops; ``unmoved``: what an unassigned .to() scrambles) with the hint they confirm."""
+
+    def hint(got, want) -> str | None:
+        for extra, advice in cases:
+            if close(got, t.ref_probe(probe, **args, **extra)[part], iterative):
+                return advice
+        return None
+
+    return hint
 
 
 # -- ScoreDataset ------------------------------------------------------------------------------------
 
-@check("ScoreDataset", "has the right length and float32 items")
+def _item_shapes(got_items: list, want_items: list) -> list:
+    """The student's items, with a one-element tensor read as the scalar it holds where the reference's has shape
+    () (the contract accepts () and (1,); the public test reads items with float(), which takes any one-element
+    tensor)."""
+    items = []
+    for got, want in zip(got_items, want_items):
+        if isinstance(got, (tuple, list)) and len(got) == len(want):
+            got = tuple(TensorData(g.array.reshape(()), g.dtype, g.device, g.requires_grad)
+                        if isinstance(g, TensorData) and g.array.size == 1 and w.shape == () else g
+                        for g, w in zip(got, want))
+        items.append(got)
+    return items
+
+
+@check("ScoreDataset", "has the right length and float32 items of shape () or (1,)")
 def _(t: Trial) -> None:
     n = 5 if t.public else int(t.rng.integers(2, 20))
     x, y = t.rng.normal(size=n), t.rng.normal(size=n)
     idx = [0, n - 1, int(t.rng.integers(0, n))]
     got = t.probe(f"{PROBE}.dataset", label="ScoreDataset", x=x, y=y, indices=idx)
     want = t.ref_probe(f"{PROBE}.dataset", x=x, y=y, indices=idx)
-    t.expect(got["len"] == want["len"], f"len(ScoreDataset(x, y)) is {got['len']}; expected {want['len']}.")
+    t.expect(got["len"] == want["len"], "len(ScoreDataset(x, y)) is not the number of pairs.",
+             f"len(ScoreDataset(x, y)) is {got['len']}; expected {want['len']}.")
     for item in got["items"]:
-        for part in item:
-            t.expect(getattr(part, "dtype", None) == "float32",
-                     f"items should be float32 tensors; got {getattr(part, 'dtype', type(part).__name__)} "
-                     "(torch.tensor(value, dtype=torch.float32)).")
-    t.expect_close(got["items"], want["items"], "the items (x_i, y_i)")
+        for part in item if isinstance(item, (tuple, list)) else (item,):
+            if getattr(part, "dtype", None) != "float32":
+                t.fail("items should be float32 tensors (torch.tensor(value, dtype=torch.float32)).",
+                       f"items should be float32 tensors; got {getattr(part, 'dtype', type(part).__name__)} "
+                       "(torch.tensor(value, dtype=torch.float32)).")
+    t.expect_close(_item_shapes(got["items"], want["items"]), want["items"], "the items (x_i, y_i)")
 
 
 @check("ScoreDataset", "raises ValueError for x and y of different lengths", seeded=False)
 def _(t: Trial) -> None:
     raised = t.probe(f"{PROBE}.dataset_error", label="ScoreDataset", x=np.arange(4.0), y=np.arange(3.0))
     t.expect(raised == "ValueError", f"ScoreDataset(x, y) with 4 and 3 values should raise ValueError; "
-             f"{'it raised ' + raised if raised else 'nothing was raised'}.")
+             f"{'it raised ' + raised if raised else 'nothing was raised'} (the lecture's version asserts; the "
+             "contract asks for `raise ValueError(...)`).")
 
 
 # -- make_dataloader ------------------------------------------------------------------------------------
@@ -99,10 +136,9 @@ def _(t: Trial) -> None:
             "shuffle": True, "seed": int(t.rng.integers(0, 1000))}
     got = t.probe(f"{PROBE}.loader_order", label="make_dataloader", global_seed=int(t.rng.integers(0, 999)), **args)
     want = t.ref_probe(f"{PROBE}.loader_order", global_seed=0, **args)
-    if got != want:
-        t.fail("make_dataloader's batches differ from the expected order: the shuffling must come only from "
-               "`generator=torch.Generator().manual_seed(seed)` passed to the DataLoader (not from torch's "
-               "global seed).")
+    t.expect(got == want, "make_dataloader's batches differ from the expected order. The contract fixes the recipe: "
+             "the shuffling must come only from `generator=torch.Generator().manual_seed(seed)` passed to the "
+             "DataLoader (not from torch's global seed).")
 
 
 @check("make_dataloader", "keeps the order when shuffle is False", seeded=False)
@@ -115,85 +151,213 @@ def _(t: Trial) -> None:
 
 # -- train_one_epoch -----------------------------------------------------------------------------------
 
+TRAIN_MODE = ("the weights are those of training with the model in evaluation mode (batch norm used its running "
+              "statistics): call model.train() at the start of the epoch.")
+ZERO_GRAD = ("the weights are those of training without zeroing the gradients: gradients accumulate across batches "
+             "unless you call optimizer.zero_grad() before each loss.backward().")
+
+
 def _train(t: Trial, n: int, batch_size: int) -> tuple[dict, dict, dict]:
     args = _data(t, n) | {"batch_size": batch_size, "lr": 0.1, "momentum": 0.0}
     got = t.probe(f"{PROBE}.train_epoch", label="train_one_epoch", **args)
-    _unmoved(t, got, "train_one_epoch")
     return got, t.ref_probe(f"{PROBE}.train_epoch", **args), args
 
 
-@check("train_one_epoch", "one batch: the step matches the reference", on_devices=True)
+def unchanged_hint(state: dict):
+    """Weights that did not move at all."""
+
+    def hint(got, want) -> str | None:
+        if close(got, _params(state)):
+            return ("the weights did not change: call optimizer.step() after loss.backward(), and do not zero the "
+                    "gradients between the two.")
+        return None
+
+    return hint
+
+
+def last_batch_hint(losses: list):
+    """The last batch's loss returned instead of the mean."""
+    return lambda got, want: ("you returned the last batch's loss; return the mean of all batch losses."
+                              if len(losses) > 1 and matches(got, losses[-1]) and not matches(got, want) else None)
+
+
+def weighted_mean_hint(losses: list, sizes: list):
+    """The mean weighted by batch size instead of the plain mean of the batch losses."""
+    return lambda got, want: ("return the plain mean of the batch losses, not one weighted by batch size."
+                              if len(losses) == len(sizes) and matches(got, np.average(losses, weights=sizes))
+                              and not matches(got, want) else None)
+
+
+def _weights_hints(t: Trial, args: dict) -> list:
+    cases = [({"skip": ["train"]}, TRAIN_MODE), ({"skip": ["zero_grad"]}, ZERO_GRAD),
+             ({"unmoved": ["x"]}, UNMOVED["x"]), ({"unmoved": ["y"]}, UNMOVED["y"]),
+             ({"unmoved": ["x", "y"]}, UNMOVED["x"])]
+    return [unchanged_hint(args["state"]),
+            replay_hint(t, f"{PROBE}.train_epoch", args, "params", cases, iterative=True)]
+
+
+@check("train_one_epoch", "one batch: switches to training mode and takes the reference's step", on_devices=True)
 def _(t: Trial) -> None:
     got, want, args = _train(t, 8, 8)
-    if all(np.array_equal(got["state"][k], args["state"][k]) for k in got["state"]):
-        t.fail("the weights did not change: call optimizer.step() after loss.backward(), and do not zero the "
-               "gradients between the two.")
-    t.expect_close(got["state"], want["state"], "the weights after one step")
+    t.expect_close(got["params"], want["params"], "the weights after one step", iterative=True,
+                   hints=_weights_hints(t, args))
 
 
 @check("train_one_epoch", "several batches: weights and mean loss match the reference", on_devices=True)
 def _(t: Trial) -> None:
-    got, want, _ = _train(t, 22, 4)
-    g, w = got["losses"], want["losses"]
-    if len(g) == len(w) > 2 and np.allclose(g[:2], w[:2], rtol=1e-5) and not np.isclose(g[2], w[2], rtol=1e-5):
-        # the loss of batch 3 is the first to see the second update
-        t.fail("the first step is right but the second is not: gradients accumulate across batches unless you "
-               "call optimizer.zero_grad() before each loss.backward().")
-    t.expect_close(got["state"], want["state"], "the weights after an epoch", iterative=True)
+    got, want, args = _train(t, 22, 4)
+    t.expect_close(got["params"], want["params"], "the weights after an epoch", iterative=True,
+                   hints=_weights_hints(t, args))
     losses = got["losses"]
-    hints = [lambda g, w: "you returned the last batch's loss; return the mean of all batch losses."
-             if np.isclose(g, losses[-1]) else None,
-             lambda g, w: "return the plain mean of the batch losses, not one weighted by batch size."
-             if len(losses) == 6 and np.isclose(g, np.average(losses, weights=[4] * 5 + [2])) else None]
+    hints = [last_batch_hint(losses), weighted_mean_hint(losses, [4] * 5 + [2])]
     t.expect_close(got["value"], want["value"], "the returned loss", iterative=True, hints=hints)
 
 
 # -- evaluate -----------------------------------------------------------------------------------------------
 
-@check("evaluate", "uses evaluation mode and no gradient, and changes no weight", on_devices=True)
-def _(t: Trial) -> None:
+EVAL_MODE = ("the losses are those of the model in training mode (batch norm used each batch's statistics): call "
+             "model.eval() before evaluating.")
+
+
+def _evaluate(t: Trial) -> tuple[dict, dict]:
     args = _data(t) | {"batch_size": 4}
-    got = t.probe(f"{PROBE}.evaluate", label="evaluate", **args)
-    _unmoved(t, got, "evaluate")
-    want = t.ref_probe(f"{PROBE}.evaluate", **args)
-    if got["values"][0] != got["values"][1] or got["training"]:
-        t.fail("evaluate gave different losses on the same data (dropout is still active): call model.eval() "
-               "before evaluating.")
-    if got["grad_enabled"]:
-        t.fail("evaluate computed the losses with gradient tracking on: wrap the loop in `with torch.no_grad():` "
-               "(evaluation needs no gradients, and tracking them costs memory and time).")
-    t.expect_close(got["state"], args["state"], "the weights after evaluate (they must not change)")
-    t.expect_close(got["values"][0], want["values"][0], "the mean loss")
+    return t.probe(f"{PROBE}.evaluate", label="evaluate", **args), args
+
+
+@check("evaluate", "computes the mean loss in evaluation mode (batch norm's running statistics)", on_devices=True)
+def _(t: Trial) -> None:
+    got, args = _evaluate(t)
+    cases = [({"skip": ["eval"]}, EVAL_MODE), ({"unmoved": ["x"]}, UNMOVED_LOSS["x"]),
+             ({"unmoved": ["y"]}, UNMOVED_LOSS["y"])]
+    t.expect_close(got["value"], t.ref_probe(f"{PROBE}.evaluate", **args)["value"], "the mean loss",
+                   hints=[replay_hint(t, f"{PROBE}.evaluate", args, "value", cases)])
+
+
+@check("evaluate", "changes no parameter: called again, it gives the same loss", on_devices=True)
+def _(t: Trial) -> None:
+    got, args = _evaluate(t)
+    t.expect_close(got["params"], _params(args["state"]), "the weights after evaluate (they must not change)")
+    t.expect_close(got["again"], t.ref_probe(f"{PROBE}.evaluate", **args)["again"],
+                   "the mean loss of a second evaluate on the same model")
+
+
+@check("evaluate", "computes the losses without gradient tracking", seeded=False, advisory=True)
+def _(t: Trial) -> None:
+    got, _ = _evaluate(t)
+    t.expect(not got["grad_enabled"], "evaluate computed the losses with gradient tracking on: wrap the loop in "
+             "`with torch.no_grad():` (evaluation needs no gradients, and tracking them costs memory and time).")
 
 
 # -- fit -------------------------------------------------------------------------------------------------------
 
-@check("fit", "returns per-epoch training and validation losses like the reference", on_devices=True)
+def _fit_args(t: Trial, validate: bool) -> dict:
+    data, val = _data(t, 16, norm=False), _data(t, 8, norm=False)
+    return {**data, "xv": val["x"], "yv": val["y"], "batch_size": 4, "lr": 0.05, "n_epochs": 3, "validate": validate}
+
+
+def _helpers(t: Trial, args: dict) -> dict:
+    """Follow-through for fit: the reference's train_one_epoch or evaluate, run here on the state fit's model is in
+    and the grader's own copy of the loader's data (fit only says which of its loaders it passed)."""
+
+    def answer(helper: str):
+        def run(ask: dict) -> dict:
+            which, device = ask.get("loader"), ask.get("device")
+            if which not in ("train", "val") or (which == "val" and not args["validate"]):
+                raise ValueError("fit passed a loader it was not given")
+            if device not in ("cpu", "cuda", "mps"):
+                raise ValueError(f"{helper} was given an unknown device")
+            x, y = (args["x"], args["y"]) if which == "train" else (args["xv"], args["yv"])
+            return t.reference.run(f"{PROBE}.helper_answer", {
+                "helper": helper, "state": ask.get("state"), "momentum": ask.get("momentum"),
+                "training": bool(ask.get("training")), "x": x, "y": y, "batch_size": args["batch_size"],
+                "lr": args["lr"], "model_device": t.device, "device": device})
+
+        return run
+
+    return {"train_one_epoch": answer("train_one_epoch"), "evaluate": answer("evaluate")}
+
+
+def _history(value):
+    """fit's history with sequences of numbers read as lists (as the public test reads them)."""
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, losses in value.items():
+        array = losses.array if isinstance(losses, TensorData) else losses
+        if isinstance(array, np.ndarray) and array.ndim == 1:
+            losses = [float(v) for v in array]
+        elif isinstance(losses, tuple):
+            losses = list(losses)
+        out[key] = losses
+    return out
+
+
+def _fit(t: Trial, validate: bool) -> tuple[dict, dict]:
+    args = _fit_args(t, validate)
+    got = t.probe(f"{PROBE}.fit", label="fit", stubs=t.stubs, helpers=_helpers(t, args), **args)
+    return got | {"history": _history(got["history"])}, args
+
+
+@check("fit", "records per-epoch training and validation losses as train_one_epoch and evaluate give them",
+       on_devices=True)
 def _(t: Trial) -> None:
-    data, val = _data(t, 16), _data(t, 8)
-    args = {**data, "xv": val["x"], "yv": val["y"], "batch_size": 4, "lr": 0.05, "n_epochs": 3, "validate": True}
-    got = t.probe(f"{PROBE}.fit", label="fit", **args)
-    want = t.ref_probe(f"{PROBE}.fit", **args)
-    t.expect_close(got["history"], want["history"], "the history", iterative=True)
-    t.expect_close(got["state"], want["state"], "the weights after fit", iterative=True)
+    got, args = _fit(t, validate=True)
+    want = t.ref_probe(f"{PROBE}.fit", **args)["history"]
+    history = got["history"]
+    if isinstance(history, dict) and not close(history.get("train_loss"), want["train_loss"], iterative=True):
+        evaluated = t.ref_probe(f"{PROBE}.fit", evaluated=True, **args)["history"]
+        if close(history.get("train_loss"), evaluated["train_loss"], iterative=True):
+            want = {**want, "train_loss": evaluated["train_loss"]}  # the other training loss the contract accepts
+    t.expect_close(history, want, "the history", iterative=True)
+
+
+@check("fit", "trains for n_epochs: the weights match the reference's", on_devices=True)
+def _(t: Trial) -> None:
+    got, args = _fit(t, validate=True)
+    t.expect_close(got["params"], t.ref_probe(f"{PROBE}.fit", **args)["params"], "the weights after fit",
+                   iterative=True)
 
 
 @check("fit", "leaves val_loss empty without a validation loader")
 def _(t: Trial) -> None:
-    data = _data(t, 8)
-    args = {**data, "xv": data["x"], "yv": data["y"], "batch_size": 4, "lr": 0.05, "n_epochs": 2, "validate": False}
-    got = t.probe(f"{PROBE}.fit", label="fit", **args)
-    t.expect_close(got["history"], t.ref_probe(f"{PROBE}.fit", **args)["history"], "the history", iterative=True)
+    got, args = _fit(t, validate=False)
+    history = got["history"]
+    t.expect(isinstance(history, dict) and "val_loss" in history and "train_loss" in history,
+             "fit should return a dict with the keys 'train_loss' and 'val_loss'.",
+             f"fit should return a dict with the keys 'train_loss' and 'val_loss'; it returned "
+             f"{sorted(history) if isinstance(history, dict) else type(history).__name__}.")
+    t.expect(isinstance(history["val_loss"], list) and not history["val_loss"],
+             "without val_loader, history['val_loss'] should be an empty list.",
+             f"without val_loader, history['val_loss'] should be []; it is {history['val_loss']!r}.")
+    t.expect(isinstance(history["train_loss"], list) and len(history["train_loss"]) == args["n_epochs"],
+             "without val_loader, history['train_loss'] should still hold one loss per epoch.")
 
 
 # -- checkpoints ----------------------------------------------------------------------------------------------
 
 def _checkpoint(t: Trial, label: str, part: str) -> dict:
-    args = _data(t, 24) | {"steps": 3, "epoch": int(t.rng.integers(10, 1000))}
+    args = _data(t, 24, norm=False) | {"steps": 3, "epoch": int(t.rng.integers(10, 1000))}
     got = t.probe(f"{PROBE}.checkpoint", label=label, part=part, **args)
+    got |= _holds(got, args["epoch"])
     if "resumed" not in got:  # save_checkpoint's file was inspected, not loaded
         return got
     return got | {"saved_epoch": args["epoch"], "want": t.ref_probe(f"{PROBE}.checkpoint", **args)["resumed"]}
+
+
+def _holds(got: dict, epoch: int) -> dict:
+    """What the checkpoint file holds, judged here from the tensors and numbers the probe found in it."""
+    file = got["file"]
+    if not file["readable"]:
+        return {"has_model": None, "has_optimizer": None, "has_epoch": None}
+
+    def key(array) -> tuple:
+        array = np.asarray(array)
+        return str(array.dtype), array.shape, array.tobytes()
+
+    found = {key(a) for a in file["tensors"]}
+    return {"has_model": all(key(a) in found for a in got["model"]),
+            "has_optimizer": all(key(a) in found for a in got["optimizer"]),
+            "has_epoch": float(epoch) in file["numbers"]}
 
 
 def _resumes(got: dict) -> bool:
@@ -223,8 +387,8 @@ def _(t: Trial) -> None:
     got = _checkpoint(t, "load_checkpoint", "load")
     epoch = got["epoch"]
     t.expect(isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch == got["saved_epoch"],
-             f"load_checkpoint returned {epoch!r}; it should return the epoch that was saved ({got['saved_epoch']})."
-             if t.public else "load_checkpoint did not return the epoch that was saved (a number).")
+             "load_checkpoint did not return the epoch that was saved (a number).",
+             f"load_checkpoint returned {epoch!r}; it should return the epoch that was saved ({got['saved_epoch']}).")
     if not _resumes(got):
         if got["has_optimizer"] and not got["restored_optimizer"]:
             t.fail("training resumed from your checkpoint differs from uninterrupted training: load_checkpoint "
@@ -243,12 +407,200 @@ def _(t: Trial) -> None:
     got = t.probe(f"{PROBE}.cubic", label="fit_cubic", seconds=CUBIC_SECONDS, seed=seed, x_test=x_test)
     want = t.ref_probe(f"{PROBE}.cubic", seed=seed, x_test=x_test)
     n = len(x_test)
-    t.expect(got["shape"] in ([n], [n, 1]), f"the model should map a batch of shape (n, 1) to (n,) or (n, 1); "
-             f"for n = {n} it gave {got['shape']}.")
+    t.expect(got["shape"] in ([n], [n, 1]), "the model should map a batch of shape (n, 1) to (n,) or (n, 1).",
+             f"the model should map a batch of shape (n, 1) to (n,) or (n, 1); for n = {n} it gave {got['shape']}.")
     target = x_test[:, 0] ** 3
     mse, ref_mse = float(np.mean((got["pred"] - target) ** 2)), float(np.mean((want["pred"] - target) ** 2))
     limit = max(CUBIC_MSE_FACTOR * ref_mse, CUBIC_MSE_FLOOR)
+    advice = ("Use a network with a nonlinearity and enough hidden units, and train until the training loss is small "
+              "(Adam, lr about 0.01).")
     if not np.isfinite(mse) or mse > limit:
-        t.fail(f"the test MSE of your model on fresh points with |x| <= {CUBIC_RANGE} is {mse:.3g}; it must be at "
-               f"most {limit:.3g} (the best straight line scores about 2.3). Use a network with a nonlinearity and "
-               "enough hidden units, and train until the training loss is small (Adam, lr about 0.01).")
+        t.fail(f"the test MSE of your model on fresh points with |x| <= {CUBIC_RANGE} is above the limit (the "
+               f"reference's times {CUBIC_MSE_FACTOR:g}, at least {CUBIC_MSE_FLOOR:g}). {advice}",
+               f"the test MSE of your model on fresh points with |x| <= {CUBIC_RANGE} is {mse:.3g}; it must be at "
+               f"most {limit:.3g} (the best straight line scores about 2.3). {advice}")
+
+
+# -- the catalogue: known mistakes (each costs only its function) and correct variants (full marks) ---------
+
+def _train_code(body: str, mode: str = "    model.train()\n") -> str:
+    return ("def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n" + mode +
+            "    losses = []\n    for xb, yb in loader:\n" + body + "    return float(np.mean(losses))\n")
+
+
+def _evaluate_code(body: str, mode: str = "    model.eval()\n") -> str:
+    return ("def evaluate(model, loader, loss_fn, device='cpu'):\n" + mode +
+            "    losses = []\n" + body + "    return float(np.mean(losses))\n")
+
+
+STEP = "        loss = loss_fn(model(xb), yb)\n"
+MOVE = "        xb, yb = xb.to(device), yb.to(device)\n"
+ZERO = "        optimizer.zero_grad()\n"
+TAIL = "        loss.backward()\n        optimizer.step()\n"
+KEEP = "        losses.append(loss.item())\n"
+LECTURE_MOVE = "        if device != 'cpu':\n            xb, yb = xb.to(device), yb.to(device)\n"
+FIT = ("def fit(model, train_loader, loss_fn, optimizer, n_epochs, device='cpu', val_loader=None):\n"
+       "    history = {'train_loss': [], 'val_loss': []}\n"
+       "    for _ in range(n_epochs):\n@BODY@"
+       "    return history\n")
+
+
+def _fit_code(body: str, template: str = FIT) -> str:
+    return template.replace("@BODY@", body)
+SAVE_LOAD = {
+    "save_checkpoint": "def save_checkpoint(path, model, optimizer, epoch):\n"
+                       "    torch.save({'epoch': epoch, 'model_state_dict': model.state_dict(),\n"
+                       "                'optimizer_state_dict': optimizer.state_dict()}, path)\n",
+    "load_checkpoint": "def load_checkpoint(path, model, optimizer):\n"
+                       "    checkpoint = torch.load(path)\n"
+                       "    model.load_state_dict(checkpoint['model_state_dict'])\n"
+                       "    optimizer.load_state_dict(checkpoint['optimizer_state_dict'])\n"
+                       "    return checkpoint['epoch']\n",
+}
+
+SUITE.mistakes = [
+    mistake("train_one_epoch", _train_code(MOVE + STEP + TAIL + KEEP),
+            "optimizer.zero_grad() before each loss.backward()"),
+    mistake("train_one_epoch", _train_code(MOVE + STEP + "        loss.backward()\n        optimizer.zero_grad()\n"
+                                     "        optimizer.step()\n" + KEEP), "the weights did not change"),
+    mistake("train_one_epoch", "def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n"
+            "    model.train()\n    for xb, yb in loader:\n        xb.to(device)\n        yb = yb.to(device)\n"
+            "        loss = loss_fn(model(xb), yb)\n        loss.backward()\n        optimizer.step()\n"
+            "    return loss.item()\n", "`xb.to(device)` returns a new tensor", typical=True),
+    mistake("train_one_epoch", _train_code(MOVE + ZERO + STEP + TAIL + "        losses = [loss.item()]\n"),
+            "you returned the last batch's loss"),
+    mistake("train_one_epoch",
+            _train_code("        xb = xb.to(device)\n        yb.to(device)\n" + ZERO + STEP + TAIL + KEEP),
+            "`yb.to(device)` returns a new tensor"),
+    mistake("train_one_epoch", _train_code(MOVE + ZERO + STEP + TAIL + KEEP, mode=""), "call model.train()"),
+    mistake("make_dataloader", "def make_dataloader(dataset, batch_size, shuffle, seed):\n"
+            "    torch.manual_seed(seed)\n    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle)\n",
+            "must come only from `generator=torch.Generator().manual_seed(seed)`"),
+    mistake("ScoreDataset", "class ScoreDataset(Dataset):\n"
+            "    def __init__(self, x, y):\n"
+            "        if len(x) != len(y):\n            raise ValueError('lengths differ')\n"
+            "        self.x, self.y = torch.tensor(np.asarray(x, float)), torch.tensor(np.asarray(y, float))\n"
+            "    def __len__(self):\n        return len(self.x)\n"
+            "    def __getitem__(self, i):\n        return self.x[i], self.y[i]\n",
+            "items should be float32 tensors; got float64"),
+    mistake("ScoreDataset", "class ScoreDataset(Dataset):\n"
+            "    def __init__(self, x, y):\n        assert len(x) == len(y)\n"
+            "        self.x, self.y = torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)\n"
+            "    def __len__(self):\n        return len(self.x)\n"
+            "    def __getitem__(self, idx):\n        return self.x[idx], self.y[idx]\n",
+            "the lecture's version asserts"),
+    mistake("evaluate", "def evaluate(model, loader, loss_fn, device='cpu'):\n"
+            "    with torch.no_grad():\n"
+            "        return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item()\n"
+            "                              for x, y in loader]))\n", "call model.eval()", typical=True),
+    mistake("evaluate", "def evaluate(model, loader, loss_fn, device='cpu'):\n"
+            "    model.eval()\n"
+            "    return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item() for x, y in loader]))\n",
+            "wrap the loop in `with torch.no_grad():`", advisory=True),
+    mistake("evaluate", _evaluate_code("    with torch.no_grad():\n        for xb, yb in loader:\n"
+                                       "            xb.to(device)\n"
+                                       "            losses.append(loss_fn(model(xb), yb).item())\n"),
+            "`xb.to(device)` returns a new tensor"),
+    mistake("fit", _fit_code("        history['train_loss'].append(train_one_epoch(model, train_loader, loss_fn, "
+                                   "optimizer, device))\n"
+                                   "        history['val_loss'].append(evaluate(model, val_loader, loss_fn, "
+                                   "device))\n"),
+            "fit raised TypeError"),
+    mistake("fit", _fit_code(template=FIT.replace("'train_loss': [], 'val_loss': []", "'train': [], 'val': []"),
+        body="        history['train'].append(train_one_epoch(model, train_loader, loss_fn, optimizer, device))\n"
+             "        if val_loader is not None:\n"
+             "            history['val'].append(evaluate(model, val_loader, loss_fn, device))\n"),
+            "is missing the key(s) ['train_loss', 'val_loss']"),
+    mistake("fit", _fit_code("        history['train_loss'].append(train_one_epoch(model, train_loader, "
+                                   "optimizer, loss_fn, device))\n"
+                                   "        if val_loader is not None:\n"
+                                   "            history['val_loss'].append(evaluate(model, val_loader, loss_fn, "
+                                   "device))\n"),
+            "the lecture's train_model_one_epoch took (model, loader, optimizer, loss_fn)"),
+    mistake("save_checkpoint", {
+        "save_checkpoint": "def save_checkpoint(path, model, optimizer, epoch):\n"
+                           "    torch.save({'model': model.state_dict(), 'epoch': epoch}, path)\n",
+        "load_checkpoint": "def load_checkpoint(path, model, optimizer):\n"
+                           "    state = torch.load(path)\n"
+                           "    model.load_state_dict(state['model'])\n"
+                           "    return state['epoch']\n"},
+            "save and restore the optimizer's state_dict() too"),
+    mistake("save_checkpoint", "def save_checkpoint(path, model, optimizer, epoch):\n"
+            "    torch.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict()}, path)\n",
+            "does not hold the epoch"),
+    mistake("load_checkpoint", "def load_checkpoint(path, model, optimizer):\n"
+            "    state = torch.load(path, weights_only=True)\n"
+            "    model.load_state_dict(state['model'])\n"
+            "    return int(state['epoch'])\n",
+            "load_checkpoint does not restore the optimizer"),
+    mistake("load_checkpoint", "def load_checkpoint(path, model, optimizer):\n"
+            "    state = torch.load(path, weights_only=True)\n"
+            "    model.load_state_dict(state['model'])\n"
+            "    optimizer.load_state_dict(state['optimizer'])\n",
+            "load_checkpoint returned None"),
+    mistake("fit_cubic", "def fit_cubic(seed):\n"
+            "    torch.manual_seed(seed)\n    x = torch.randn(256, 1)\n    model = nn.Linear(1, 1)\n"
+            "    opt = torch.optim.Adam(model.parameters(), lr=0.05)\n"
+            "    for _ in range(200):\n"
+            "        opt.zero_grad(); ((model(x) - x ** 3) ** 2).mean().backward(); opt.step()\n"
+            "    return model\n",
+            "the test MSE of your model on fresh points"),
+]
+
+SUITE.variants = [
+    Variant("ScoreDataset with items of shape (1,)", {"ScoreDataset": "class ScoreDataset(Dataset):\n"
+            "    def __init__(self, x, y):\n"
+            "        if len(x) != len(y):\n            raise ValueError('x and y differ in length')\n"
+            "        self.x = torch.tensor(np.asarray(x), dtype=torch.float32).reshape(-1, 1)\n"
+            "        self.y = torch.tensor(np.asarray(y), dtype=torch.float32).reshape(-1, 1)\n"
+            "    def __len__(self):\n        return len(self.x)\n"
+            "    def __getitem__(self, i):\n        return self.x[i], self.y[i]\n"}),
+    Variant("ScoreDataset converting each item", {"ScoreDataset": "class ScoreDataset(Dataset):\n"
+            "    def __init__(self, x, y):\n"
+            "        if len(x) != len(y):\n            raise ValueError('x and y differ in length')\n"
+            "        self.x, self.y = list(x), list(y)\n"
+            "    def __len__(self):\n        return len(self.x)\n"
+            "    def __getitem__(self, idx):\n"
+            "        return torch.tensor(self.x[idx], dtype=torch.float32), torch.tensor(self.y[idx], "
+            "dtype=torch.float32)\n"}),
+    Variant("make_dataloader with a generator seeded on its own line",
+            {"make_dataloader": "def make_dataloader(dataset, batch_size, shuffle, seed):\n"
+             "    g = torch.Generator()\n    g.manual_seed(seed)\n"
+             "    return DataLoader(dataset, batch_size, shuffle=shuffle, generator=g)\n"}),
+    Variant("train_one_epoch with the lecture's device idiom (never .to on a CPU)",
+            {"train_one_epoch": _train_code(LECTURE_MOVE + ZERO + STEP + TAIL + KEEP)}),
+    Variant("train_one_epoch moving inline and averaging with sum/len",
+            {"train_one_epoch": "def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n"
+             "    model.train()\n    total, batches = 0.0, 0\n"
+             "    for inputs, targets in loader:\n        optimizer.zero_grad()\n"
+             "        loss = loss_fn(model(inputs.to(device)), targets.to(device))\n"
+             "        loss.backward()\n        optimizer.step()\n        total += loss.item()\n        batches += 1\n"
+             "    return total / batches\n"}),
+    Variant("train_one_epoch calling model.zero_grad() and model.to(device)",
+            {"train_one_epoch": _train_code(MOVE + "        model.zero_grad()\n" + STEP + TAIL + KEEP,
+                                      mode="    model.to(device)\n    model.train()\n")}),
+    Variant("evaluate that puts the model back in its previous mode",
+            {"evaluate": "def evaluate(model, loader, loss_fn, device='cpu'):\n"
+             "    was_training = model.training\n    model.eval()\n    losses = []\n"
+             "    with torch.no_grad():\n        for xb, yb in loader:\n"
+             "            xb, yb = xb.to(device), yb.to(device)\n"
+             "            losses.append(loss_fn(model(xb), yb).item())\n"
+             "    model.train(was_training)\n    return float(np.mean(losses))\n"}),
+    Variant("evaluate under torch.inference_mode with the lecture's device idiom",
+            {"evaluate": _evaluate_code("    with torch.inference_mode():\n        for xb, yb in loader:\n" +
+                                        LECTURE_MOVE.replace("        ", "            ") +
+                                        "            losses.append(loss_fn(model(xb), yb).item())\n")}),
+    Variant("fit recording the training loss by evaluating on the training loader",
+            {"fit": _fit_code("        train_one_epoch(model, train_loader, loss_fn, optimizer, device)\n"
+                                    "        history['train_loss'].append(evaluate(model, train_loader, loss_fn, "
+                                    "device))\n"
+                                    "        if val_loader is not None:\n"
+                                    "            history['val_loss'].append(evaluate(model, val_loader, loss_fn, "
+                                    "device))\n")}),
+    Variant("fit with keyword arguments", {"fit": _fit_code(
+        "        loss = train_one_epoch(model=model, loader=train_loader, loss_fn=loss_fn, optimizer=optimizer, "
+        "device=device)\n        history['train_loss'].append(loss)\n"
+        "        if val_loader:\n"
+        "            history['val_loss'].append(evaluate(model, val_loader, loss_fn, device=device))\n")}),
+    Variant("checkpoints in the PyTorch tutorial's format", SAVE_LOAD),
+]

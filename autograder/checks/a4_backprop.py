@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial
+from ..checking import Suite, Trial, Variant, mistake
+from ..compare import matches
 from ..runtime.probes_a4_backprop import make_function
 
 SUITE = Suite(
     "a4_backprop",
     "backprop.ipynb",
     depends={"forward": ["sigmoid"], "backward": ["sigmoid_derivative"]},
-    typical_mistakes={
-        "sigmoid_derivative": "def sigmoid_derivative(a):\n    return sigmoid(a) * (1 - sigmoid(a))\n",
-        "relative_error": "def relative_error(a, b):\n    return float(np.max(np.abs(a - b)))\n",
-    },
 )
 check = SUITE.check
 PROBE = "probes_a4_backprop"
@@ -29,21 +26,36 @@ def network(t: Trial) -> dict:
 
 # -- sigmoid ---------------------------------------------------------------------------------------
 
-@check("sigmoid", "matches the reference and stays finite without warnings for |z| up to 1e4")
+def _z(t: Trial) -> np.ndarray:
+    return np.concatenate([t.rng.normal(scale=4, size=6), [-1e4, -750.0, 750.0, 1e4]])
+
+
+@check("sigmoid", "matches the reference and stays finite for |z| up to 1e4")
 def _(t: Trial) -> None:
-    z = np.concatenate([t.rng.normal(scale=4, size=6), [-1e4, -750.0, 750.0, 1e4]])
-    got = t.call("sigmoid", z)
+    z = _z(t)
+    t.expect_close(t.call("sigmoid", z), t.ref("sigmoid", z), "sigmoid(z)")
+
+
+@check("sigmoid", "raises no overflow warning for |z| up to 1e4", seeded=False, advisory=True)
+def _(t: Trial) -> None:
+    t.call("sigmoid", _z(t))
     if t.warnings:
-        t.fail(f"sigmoid warned ({t.warnings[0]}): compute exp(-|z|) so that nothing overflows.")
-    t.expect_close(got, t.ref("sigmoid", z), "sigmoid(z)")
+        t.fail("sigmoid warned for large |z|: compute exp(-|z|) so that nothing overflows.",
+               f"sigmoid warned ({t.warnings[0]}): compute exp(-|z|) so that nothing overflows.")
 
 
 @check("sigmoid_derivative", "is a (1 - a) of the activation a")
 def _(t: Trial) -> None:
     a = t.rng.uniform(0.01, 0.99, size=(3, 4))
-    hint = [lambda g, w: "the argument is already the activation a = sigmoid(z): return a * (1 - a), do not "
-            "apply sigmoid again." if np.allclose(g, (1 / (1 + np.exp(-a))) * (1 - 1 / (1 + np.exp(-a)))) else None]
-    t.expect_close(t.call("sigmoid_derivative", a), t.ref("sigmoid_derivative", a), "the derivative", hints=hint)
+    t.expect_close(t.call("sigmoid_derivative", a), t.ref("sigmoid_derivative", a), "the derivative",
+                   hints=[sigmoid_again_hint(a)])
+
+
+def sigmoid_again_hint(a: np.ndarray):
+    """sigmoid applied to the activation once more: σ(a)(1 − σ(a))."""
+    twice = (1 / (1 + np.exp(-a))) * (1 - 1 / (1 + np.exp(-a)))
+    return lambda got, want: ("the argument is already the activation a = sigmoid(z): return a * (1 - a), do not "
+                              "apply sigmoid again." if matches(got, twice) else None)
 
 
 # -- forward and backward ----------------------------------------------------------------------------
@@ -56,37 +68,48 @@ def _(t: Trial) -> None:
 
 
 def backward_hints(net: dict, cache: dict):
+    """Diagnoses of a wrong backward pass, each confirmed on the student's gradients."""
     n = len(net["X"])
+
+    def grads(got) -> dict:
+        return got if isinstance(got, dict) else {}
 
     def pre_activation(got, want) -> str | None:
         A_h, A_o, Z_h, Z_o = cache["A_h"], cache["A_o"], cache["Z_h"], cache["Z_o"]
         d_o = (A_o - net["Y"]) * Z_o * (1 - Z_o)
         d_h = (d_o @ net["W_o"].T) * Z_h * (1 - Z_h)
-        if isinstance(got, dict) and np.allclose(got.get("dW_o", np.nan), A_h.T @ d_o) or \
-                isinstance(got, dict) and np.allclose(got.get("dW_h", np.nan), net["X"].T @ d_h):
+        g = grads(got)
+        if matches(g.get("dW_o"), A_h.T @ d_o) or matches(g.get("dW_h"), net["X"].T @ d_h):
             return "sigmoid_derivative takes the activation A, not the pre-activation Z."
         return None
 
-    def shapes(got, want) -> str | None:
-        if not isinstance(got, dict):
-            return None
-        for key in ("dW_h", "dW_o"):
-            g, w = np.asarray(got.get(key)), want[key]
-            if g.shape == w.shape[::-1] or (g.shape == w.shape and g.shape[0] == g.shape[1] and np.allclose(g, w.T)):
-                return f"{key} is transposed: dW_h = Xᵀ δ_h has shape (d, h) like W_h."
+    def transposed(got, want) -> str | None:
+        for key, formula in (("dW_h", "dW_h = Xᵀ δ_h has shape (d, h) like W_h"),
+                             ("dW_o", "dW_o = A_hᵀ δ_o has shape (h, k) like W_o")):
+            g = np.asarray(grads(got).get(key))
+            if g.ndim == 2 and not matches(g, want[key]) and matches(g.T, want[key]):
+                return f"{key} is transposed: {formula}."
+        return None
+
+    def unsummed(got, want) -> str | None:
         for key in ("db_h", "db_o"):
-            g = np.asarray(got.get(key))
-            if g.ndim == 2 and g.shape[1:] == want[key].shape:
+            g = np.asarray(grads(got).get(key))
+            if g.ndim == 2 and matches(g.sum(axis=0), want[key]):
                 return f"{key} must be summed over the rows (samples): δ.sum(axis=0)."
         return None
 
     def averaged(got, want) -> str | None:
-        same_shapes = isinstance(got, dict) and all(np.shape(got.get(k)) == np.shape(w) for k, w in want.items())
-        if same_shapes and all(np.allclose(got[k], w / n) for k, w in want.items()):
+        if all(matches(grads(got).get(k), w / n) for k, w in want.items()):
             return "the error E sums over the samples: do not divide the gradients by n."
         return None
 
-    return [shapes, pre_activation, averaged]
+    def sign(got, want) -> str | None:
+        if all(matches(grads(got).get(k), -w) for k, w in want.items()):
+            return ("every gradient has the wrong sign: the output error is δ_o = (A_o − Y) · A_o(1 − A_o), not "
+                    "(Y − A_o).")
+        return None
+
+    return [transposed, unsummed, pre_activation, averaged, sign]
 
 
 @check("backward", "matches the reference gradients on a random network")
@@ -112,44 +135,66 @@ def _(t: Trial) -> None:
 
 # -- update ----------------------------------------------------------------------------------------------
 
-@check("sgd_update", "returns p - lr * dp for every parameter, as a new dict")
-def _(t: Trial) -> None:
+def _update_args(t: Trial) -> tuple[dict, dict, float]:
     net = network(t)
     params = {k: net[k] for k in ("W_h", "b_h", "W_o", "b_o")}
     grads = {"d" + k: t.rng.normal(size=v.shape) for k, v in params.items()}
-    lr = float(t.rng.uniform(0.1, 1.0))
+    return params, grads, float(t.rng.uniform(0.1, 1.0))
+
+
+@check("sgd_update", "returns p - lr * dp for every parameter")
+def _(t: Trial) -> None:
+    params, grads, lr = _update_args(t)
     t.expect_close(t.call("sgd_update", params, grads, lr), t.ref("sgd_update", params, grads, lr),
                    "the updated parameters")
 
 
+SUITE.inputs_unchanged("sgd_update", lambda t: (list(_update_args(t)), {}))
+
+
 # -- gradient checking ----------------------------------------------------------------------------------
 
-def _numgrad(t: Trial, kind: str) -> None:
+def _numgrad_args(t: Trial, kind: str) -> dict:
     shape = (3,) if t.public else tuple(int(s) for s in t.rng.integers(1, 4, size=int(t.rng.integers(1, 3))))
     size = int(np.prod(shape))
     params = ({"A": (lambda m: m + m.T)(t.rng.normal(size=(size, size))), "b": t.rng.normal(size=size)}
               if kind == "quadratic" else {"w": t.rng.normal(size=shape), "c": float(t.rng.normal())})
-    x, eps = t.rng.normal(size=shape), 1e-4
-    got = t.probe(f"{PROBE}.numgrad", label="numerical_gradient", kind=kind, params=params, x=x, eps=eps)
-    if got["x_changed"]:
-        t.fail("numerical_gradient left x changed: restore each entry after perturbing it (x[i] = old).")
-    want = t.ref_probe(f"{PROBE}.numgrad", kind=kind, params=params, x=x, eps=eps)
-    f = make_function(kind, params)
+    return {"kind": kind, "params": params, "x": t.rng.normal(size=shape), "eps": 1e-4}
 
-    def one_sided(g, w) -> str | None:
-        est = np.zeros(shape)
-        for i in np.ndindex(shape):
-            step = x.copy()
-            step[i] += eps
-            est[i] = (f(step) - f(x)) / eps
-        if np.allclose(g, est, rtol=1e-7, atol=1e-9):
+
+def numgrad_hints(args: dict) -> list:
+    """A one-sided difference, or a central one that does not put x back after each entry."""
+    f, x, eps = make_function(args["kind"], args["params"]), args["x"], args["eps"]
+    forward_diff, unrestored, moving = np.zeros(x.shape), np.zeros(x.shape), x.copy()
+    for i in np.ndindex(x.shape):
+        step = x.copy()
+        step[i] += eps
+        forward_diff[i] = (f(step) - f(x)) / eps
+        old = moving[i]
+        moving[i] = old + eps
+        plus = f(moving)
+        moving[i] = old - eps
+        unrestored[i] = (plus - f(moving)) / (2 * eps)
+
+    def hint(got, want) -> str | None:
+        if matches(got, forward_diff, 1e-7, 1e-9):
             return "this is a one-sided difference; use the central one, (f(x + eps) - f(x - eps)) / (2 eps)."
+        if matches(got, unrestored, 1e-7, 1e-9):
+            return ("x is not put back after each entry, so later entries are differentiated at a shifted point: "
+                    "restore x[i] = old after evaluating f(x - eps).")
         return None
 
-    t.expect_close(got["grad"], want["grad"], "the numerical gradient", hints=[one_sided])
+    return [hint]
 
 
-@check("numerical_gradient", "central differences of a quadratic, x restored")
+def _numgrad(t: Trial, kind: str) -> None:
+    args = _numgrad_args(t, kind)
+    got = t.probe(f"{PROBE}.numgrad", label="numerical_gradient", **args)
+    want = t.ref_probe(f"{PROBE}.numgrad", **args)
+    t.expect_close(got["grad"], want["grad"], "the numerical gradient", hints=numgrad_hints(args))
+
+
+@check("numerical_gradient", "central differences of a quadratic")
 def _(t: Trial) -> None:
     _numgrad(t, "quadratic")
 
@@ -159,9 +204,91 @@ def _(t: Trial) -> None:
     _numgrad(t, "wavy")
 
 
+@check("numerical_gradient", "leaves x as it was", seeded=False, advisory=True)
+def _(t: Trial) -> None:
+    args = _numgrad_args(t, "wavy")
+    got = t.probe(f"{PROBE}.numgrad", label="numerical_gradient", **args)
+    t.expect(isinstance(got["x_after"], np.ndarray) and np.array_equal(got["x_after"], args["x"]),
+             "numerical_gradient left x changed: restore each entry after perturbing it (x[i] = old).")
+
+
 @check("relative_error", "matches max |a - b| / max(1e-8, |a| + |b|)")
 def _(t: Trial) -> None:
     a = t.rng.normal(size=(3, 4))
     b = a + t.rng.normal(scale=1e-3, size=a.shape)
     b[0, 0] = a[0, 0] = 0.0
     t.expect_close(t.call("relative_error", a, b), t.ref("relative_error", a, b), "the relative error")
+
+
+# -- the catalogue: known mistakes (each costs only its function) and correct variants (full marks) ---------
+
+def _backward(delta_o: str, delta_h: str, grads: str) -> str:
+    return ("def backward(X, Y, cache, W_o):\n    A_h, A_o, Z_h, Z_o = cache['A_h'], cache['A_o'], cache['Z_h'], "
+            f"cache['Z_o']\n    delta_o = {delta_o}\n    delta_h = {delta_h}\n    return {grads}\n")
+
+
+D_O, D_H = "(A_o - Y) * sigmoid_derivative(A_o)", "(delta_o @ W_o.T) * sigmoid_derivative(A_h)"
+GRADS = "{{'dW_h': {}, 'db_h': {}, 'dW_o': A_h.T @ delta_o, 'db_o': delta_o.sum(axis=0)}}"
+RIGHT = GRADS.format("X.T @ delta_h", "delta_h.sum(axis=0)")
+
+
+def _numgrad_code(body: str) -> str:
+    return ("def numerical_gradient(f, x, eps=1e-6):\n    grad = np.zeros_like(x, dtype=float)\n"
+            "    for i in np.ndindex(x.shape):\n        old = x[i]\n" + body + "    return grad\n")
+
+
+SUITE.mistakes = [
+    mistake("backward", _backward("(A_o - Y) * sigmoid_derivative(Z_o)", "(delta_o @ W_o.T) * sigmoid_derivative(Z_h)",
+                                  RIGHT), "takes the activation A, not the pre-activation Z"),
+    mistake("backward", _backward(D_O, D_H, GRADS.format("(X.T @ delta_h).T", "delta_h.sum(axis=0)")),
+            "dW_h is transposed"),
+    mistake("backward", _backward(D_O, D_H, GRADS.format("X.T @ delta_h", "delta_h")), "summed over the rows"),
+    mistake("backward", _backward(D_O, D_H, "{k: v / len(X) for k, v in " + RIGHT + ".items()}"),
+            "do not divide the gradients by n"),
+    mistake("backward", _backward("(Y - A_o) * sigmoid_derivative(A_o)", D_H, RIGHT),
+            "every gradient has the wrong sign"),
+    mistake("numerical_gradient", _numgrad_code("        x[i] = old + eps\n        plus = f(x)\n        x[i] = old\n"
+                                                "        grad[i] = (plus - f(x)) / eps\n"),
+            "one-sided difference"),
+    mistake("numerical_gradient", _numgrad_code("        x[i] = old + eps\n        plus = f(x)\n"
+                                                "        x[i] = old - eps\n"
+                                                "        grad[i] = (plus - f(x)) / (2 * eps)\n"),
+            "x is not put back after each entry"),
+    mistake("sgd_update", "def sgd_update(params, grads, lr):\n    for k in params:\n"
+            "        params[k] -= lr * grads['d' + k]\n    return params\n",
+            "changed its input params in place", advisory=True),
+    mistake("sigmoid_derivative", "def sigmoid_derivative(a):\n    return sigmoid(a) * (1 - sigmoid(a))\n",
+            "do not apply sigmoid again", typical=True),
+    mistake("sigmoid", "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n", "sigmoid warned", advisory=True),
+    mistake("forward", "def forward(X, W_h, b_h, W_o, b_o):\n    Z_h = X @ W_h + b_h\n    A_h = sigmoid(Z_h)\n"
+            "    Z_o = A_h @ W_o + b_o\n    return {'Z_h': Z_h, 'A_h': A_h, 'Z_o': Z_o, 'A_o': Z_o}\n",
+            "['A_o'] differs"),
+    mistake("relative_error", "def relative_error(a, b):\n    return float(np.max(np.abs(a - b)))\n", "relative error",
+            typical=True),
+]
+
+SUITE.variants = [
+    Variant("sigmoid with scipy's expit", {"sigmoid": "def sigmoid(z):\n    from scipy.special import expit\n"
+                                           "    return expit(z)\n"}),
+    Variant("sigmoid_derivative as a - a**2", {"sigmoid_derivative": "def sigmoid_derivative(a):\n"
+                                               "    return a - a ** 2\n"}),
+    Variant("forward with np.dot", {"forward": "def forward(X, W_h, b_h, W_o, b_o):\n"
+                                    "    Z_h = np.dot(X, W_h) + b_h\n    A_h = sigmoid(Z_h)\n"
+                                    "    Z_o = np.dot(A_h, W_o) + b_o\n"
+                                    "    return dict(Z_h=Z_h, A_h=A_h, Z_o=Z_o, A_o=sigmoid(Z_o))\n"}),
+    Variant("backward with transposed products", {"backward": _backward(
+        D_O, D_H, "{'dW_h': (delta_h.T @ X).T, 'db_h': np.sum(delta_h, axis=0), 'dW_o': (delta_o.T @ A_h).T, "
+                  "'db_o': np.sum(delta_o, axis=0)}")}),
+    Variant("sgd_update with a loop into a new dict", {"sgd_update": "def sgd_update(params, grads, lr):\n"
+                                                       "    new = {}\n    for name, p in params.items():\n"
+                                                       "        new[name] = p - lr * grads['d' + name]\n"
+                                                       "    return new\n"}),
+    Variant("numerical_gradient perturbing copies of x", {
+        "numerical_gradient": "def numerical_gradient(f, x, eps=1e-6):\n    grad = np.zeros(x.shape)\n"
+                              "    for i in np.ndindex(x.shape):\n        plus, minus = x.copy(), x.copy()\n"
+                              "        plus[i] += eps\n        minus[i] -= eps\n"
+                              "        grad[i] = (f(plus) - f(minus)) / (2 * eps)\n    return grad\n"}),
+    Variant("relative_error with np.where", {"relative_error": "def relative_error(a, b):\n"
+                                             "    num, den = np.abs(a - b), np.abs(a) + np.abs(b)\n"
+                                             "    return float(np.max(num / np.where(den > 1e-8, den, 1e-8)))\n"}),
+]

@@ -66,8 +66,11 @@ def materialize(value: Any, device: str | None = None) -> Any:
 
 
 @contextlib.contextmanager
-def stubbed(ns: dict, helpers: list | tuple) -> Iterator[None]:
-    """Bind each helper in ``helpers`` to a stub that asks the grader for the reference's value, then restore."""
+def stubbed(ns: dict, helpers: list | tuple, make: Callable[[str], Callable] | None = None) -> Iterator[None]:
+    """Bind each helper in ``helpers`` to a stub that asks the grader for the reference's value, then restore.
+
+    ``make(helper)`` builds a stub of one's own (for helpers taking objects that cannot cross as data); the default
+    asks ``probes.call`` with the arguments as they are."""
     from .student import ask
 
     def stub_for(helper: str) -> Callable:
@@ -78,7 +81,7 @@ def stubbed(ns: dict, helpers: list | tuple) -> Iterator[None]:
         return stub
 
     saved = {h: ns.get(h, _ABSENT) for h in helpers}
-    ns.update({h: stub_for(h) for h in helpers})
+    ns.update({h: (make or stub_for)(h) for h in helpers})
     try:
         yield
     finally:
@@ -89,44 +92,20 @@ def stubbed(ns: dict, helpers: list | tuple) -> Iterator[None]:
                 ns[helper] = value
 
 
-def _snapshot(value: Any) -> Any:
-    """A copy of every array or tensor in ``value`` (nested in lists, tuples and dicts), else None."""
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        return value.detach().cpu().numpy().copy()
-    if isinstance(value, (list, tuple)):
-        return [_snapshot(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _snapshot(v) for k, v in value.items()}
-    return None
-
-
-def _same(before: Any, after: Any) -> bool:
-    if before is None:
-        return True
-    if isinstance(before, list):
-        return isinstance(after, (list, tuple)) and len(after) == len(before) and all(
-            _same(b, a) for b, a in zip(before, after))
-    if isinstance(before, dict):
-        return isinstance(after, dict) and set(after) == set(before) and all(_same(before[k], after[k]) for k in before)
-    now = _snapshot(after)
-    return isinstance(now, np.ndarray) and now.shape == before.shape and np.array_equal(now, before, equal_nan=True)
-
-
 def call(ns: dict, name: str, args: list | tuple = (), kwargs: dict | None = None, device: str | None = None,
-         stubs: list | tuple = ()) -> dict:
-    """Call ``name(*args, **kwargs)``; report its value, which array arguments it changed, and its warnings.
+         stubs: list | tuple = (), report_inputs: bool = False) -> dict:
+    """Call ``name(*args, **kwargs)``; report its value and the warnings it raised (as data), and with
+    ``report_inputs`` the arguments as they are after the call (the grader decides whether they changed).
 
     The helpers named in ``stubs`` are, for this call only, the reference's (follow-through credit)."""
     fn = lookup(ns, name)
     args = materialize(list(args), device)
     kwargs = materialize(dict(kwargs or {}), device)
-    snaps = {str(i): _snapshot(v) for i, v in enumerate(args)} | {k: _snapshot(v) for k, v in kwargs.items()}
     with warnings.catch_warnings(record=True) as caught, np.errstate(over="warn", divide="warn", invalid="warn"), \
             stubbed(ns, stubs):
         warnings.simplefilter("always")
         value = fn(*args, **kwargs)
-    given = {str(i): v for i, v in enumerate(args)} | kwargs
-    mutated = [k for k, snap in snaps.items() if not _same(snap, given[k])]
-    return {"value": value, "mutated": mutated, "warnings": [str(w.message)[:200] for w in caught[:5]]}
+    report = {"value": value, "warnings": [str(w.message)[:200] for w in caught[:5]]}
+    if report_inputs:
+        report["inputs"] = {str(i): v for i, v in enumerate(args)} | kwargs
+    return report

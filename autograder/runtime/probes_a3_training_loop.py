@@ -10,7 +10,7 @@ import tempfile
 
 import numpy as np
 
-from .probes import lookup
+from .probes import lookup, stubbed
 
 
 def _torch():
@@ -47,60 +47,118 @@ def loader_order(ns: dict, *, n: int, batch_size: int, shuffle: bool, seed: int,
     return [[batch[0].tolist() for batch in loader] for _ in range(epochs)]
 
 
+def scramble(batch):
+    """What an unassigned ``.to()`` leaves in a batch: the rows reversed and negated, shifted by a half."""
+    return 0.5 - batch.flip(0)
+
+
+def _batch_class():
+    torch = _torch()
+
+    class Batch(torch.Tensor):
+        """A batch whose ``.to()`` returns a clean copy of its data and scrambles the batch itself."""
+
+        __torch_function__ = torch._C._disabled_torch_function_impl  # results of operations are plain tensors
+
+        def to(self, *args, **kwargs):
+            clean = self.__dict__.get("clean")
+            if clean is None:
+                return torch.Tensor.to(self.as_subclass(torch.Tensor), *args, **kwargs)
+            moved = torch.Tensor.to(clean, *args, **kwargs)
+            with torch.no_grad():
+                torch.Tensor.copy_(self, scramble(clean))
+            return moved.clone() if moved is clean else moved
+
+    return Batch
+
+
 class _Loader:
-    """Yields (x, y) batches as tensors that remember whether ``.to(device)`` made them."""
+    """Yields (x, y) batches in order. Each batch's ``.to()`` returns a clean copy of it and scrambles the batch
+    itself: ``xb = xb.to(device)`` trains on the data, ``xb.to(device)`` on its own line (the lecture's bug, a no-op
+    on a CPU) trains on scrambled data, so the weights show it on any device, and code that never calls ``.to`` on
+    a CPU device works. ``unmoved`` names what arrives scrambled already and is never touched by ``.to``: what the
+    bug gives, replayed on the reference (a diagnosis)."""
 
-    def __init__(self, x, y, batch_size: int) -> None:
+    def __init__(self, x, y, batch_size: int, unmoved: list | tuple = ()) -> None:
         torch = _torch()
-
-        class Unmoved(torch.Tensor):
-            def to(self, *args, **kwargs):  # a moved batch is a plain tensor
-                return torch.Tensor.to(self.as_subclass(torch.Tensor), *args, **kwargs).clone()
-
-        self.unmoved = Unmoved
+        self.batch = _batch_class()
         self.x, self.y = torch.tensor(x), torch.tensor(y)
-        self.batch_size = batch_size
+        self.batch_size, self.unmoved = batch_size, tuple(unmoved)
 
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
+    def _wrap(self, data, name: str):
+        if name in self.unmoved:
+            return scramble(data)
+        batch = data.clone().as_subclass(self.batch)
+        batch.clean = data.clone()
+        return batch
+
     def __iter__(self):
         for s in range(0, len(self.x), self.batch_size):
             sl = slice(s, s + self.batch_size)
-            yield self.x[sl].as_subclass(self.unmoved), self.y[sl].as_subclass(self.unmoved)
+            yield self._wrap(self.x[sl], "x"), self._wrap(self.y[sl], "y")
 
 
-def _model(state: dict, dropout: float, device: str):
+def _model(state: dict, device: str):
+    """The grader's network, from its state: Linear, BatchNorm1d (when the state has one), Tanh, Linear."""
     torch = _torch()
     nn = torch.nn
     d_in, hidden = state["0.weight"].shape[1], state["0.weight"].shape[0]
-    layers = [nn.Linear(d_in, hidden), nn.Tanh(), nn.Dropout(dropout) if dropout else nn.Identity(),
-              nn.Linear(hidden, 1)]
+    norm = nn.BatchNorm1d(hidden) if "1.running_mean" in state else nn.Identity()
+    layers = [nn.Linear(d_in, hidden), norm, nn.Tanh(), nn.Linear(hidden, 1)]
+    if isinstance(norm, nn.Identity):
+        layers[1:3] = [nn.Tanh(), nn.Identity()]
     model = nn.Sequential(*layers)
-    model.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
-    seen = {"unmoved": 0}
-
-    def check_input(module, args):
-        if type(args[0]).__name__ == "Unmoved":
-            seen["unmoved"] += 1
-
-    model.register_forward_pre_hook(check_input)
-    return model.to(device), seen
+    model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in state.items()})
+    return model.to(device)
 
 
 def _state(model) -> dict:
-    return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def _params(model) -> dict:
+    """The parameters (not the buffers: batch norm's running statistics are the helper's business)."""
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.named_parameters()}
+
+
+def _momentum(optimizer) -> list:
+    params = optimizer.param_groups[0]["params"]
+    bufs = [optimizer.state.get(p, {}).get("momentum_buffer") for p in params]
+    return [None if b is None else b.detach().cpu().numpy().copy() for b in bufs]
+
+
+def _set_momentum(optimizer, buffers: list) -> None:
+    torch = _torch()
+    params = optimizer.param_groups[0]["params"]
+    if not isinstance(buffers, list) or len(buffers) != len(params):
+        raise ValueError("one momentum buffer (or None) per parameter is expected")
+    for p, buf in zip(params, buffers):
+        if buf is None:
+            optimizer.state[p].pop("momentum_buffer", None)
+        else:
+            optimizer.state[p]["momentum_buffer"] = torch.tensor(np.asarray(buf), dtype=p.dtype, device=p.device)
+
+
+def _skip(model, optimizer, skip: list | tuple) -> None:
+    """Make the calls named in ``skip`` no-ops (the reference replaying a mistake, for a diagnosis)."""
+    if "train" in skip:
+        model.train = lambda mode=True: model
+    if "eval" in skip:
+        model.eval = lambda: model
+    if "zero_grad" in skip and optimizer is not None:
+        optimizer.zero_grad = lambda set_to_none=True: None
 
 
 def _recording_loss(losses: list, seen: dict | None = None):
-    """MSE that records each batch loss, unmoved targets, and whether gradients were being tracked."""
+    """MSE that records each batch loss, and whether gradients were being tracked."""
     torch = _torch()
     mse = torch.nn.MSELoss()
     seen = {} if seen is None else seen
 
     def loss_fn(pred, target):
-        if type(target).__name__ == "Unmoved":
-            seen["unmoved_targets"] = seen.get("unmoved_targets", 0) + 1
         if torch.is_grad_enabled():
             seen["grad_enabled"] = seen.get("grad_enabled", 0) + 1
         loss = mse(pred.reshape(-1), target.reshape(-1))
@@ -110,42 +168,140 @@ def _recording_loss(losses: list, seen: dict | None = None):
     return loss_fn
 
 
-def train_epoch(ns: dict, *, state: dict, x, y, batch_size: int, lr: float, momentum: float,
-                device: str = "cpu") -> dict:
-    """train_one_epoch on a fixed tanh network with SGD; its return value, the batch losses and the weights."""
+def train_epoch(ns: dict, *, state: dict, x, y, batch_size: int, lr: float, momentum: float, device: str = "cpu",
+                skip: list | tuple = (), unmoved: list | tuple = ()) -> dict:
+    """train_one_epoch on the grader's batch-norm network, handed over in evaluation mode (train_one_epoch must switch
+    it to training mode), with SGD; its return value, the batch losses and the parameters."""
     torch = _torch()
-    model, seen = _model(state, 0.0, device)
+    model = _model(state, device).eval()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    _skip(model, optimizer, skip)
     losses: list = []
-    value = lookup(ns, "train_one_epoch")(model, _Loader(x, y, batch_size), _recording_loss(losses, seen),
+    value = lookup(ns, "train_one_epoch")(model, _Loader(x, y, batch_size, unmoved), _recording_loss(losses),
                                           optimizer, device)
-    return {"value": value, "losses": losses, "state": _state(model), "unmoved": seen["unmoved"],
-            "unmoved_targets": seen.get("unmoved_targets", 0)}
+    return {"value": value, "losses": losses, "params": _params(model)}
 
 
-def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu") -> dict:
-    """evaluate twice on a network with dropout (left in training mode); both values and the weights."""
-    model, seen = _model(state, 0.5, device)
-    model.train()
+def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu", skip: list | tuple = (),
+             unmoved: list | tuple = ()) -> dict:
+    """evaluate on the grader's batch-norm network, handed over in training mode with non-trivial running
+    statistics (evaluate must switch it to evaluation mode), twice (a second value that differs shows a change the
+    first call made); both values, the parameters, and how many losses were computed with gradient tracking on."""
+    model = _model(state, device).train()
+    _skip(model, None, skip)
+    seen: dict = {}
     fn = lookup(ns, "evaluate")
-    losses: list = []
-    first = fn(model, _Loader(x, y, batch_size), _recording_loss(losses, seen), device)
-    second = fn(model, _Loader(x, y, batch_size), _recording_loss([], seen), device)
-    return {"values": [first, second], "losses": losses, "state": _state(model), "unmoved": seen["unmoved"],
-            "unmoved_targets": seen.get("unmoved_targets", 0), "grad_enabled": seen.get("grad_enabled", 0),
-            "training": model.training}
+    value = fn(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
+    model.train()
+    again = fn(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
+    return {"value": value, "again": again, "params": _params(model), "grad_enabled": seen.get("grad_enabled", 0)}
+
+
+# train_one_epoch and evaluate as fit calls them, when they are the reference's (follow-through)
+SIGNATURES = {"train_one_epoch": ("model", "loader", "loss_fn", "optimizer", "device"),
+              "evaluate": ("model", "loader", "loss_fn", "device")}
+
+
+def _helper_stub(helper: str, objects: dict):
+    """A stand-in for ``helper`` inside fit: it sends the model's state, the optimizer's momentum and which of fit's
+    loaders it was given to the grader, which runs the reference's helper on its own copy of the data, and loads
+    the new state back into fit's model and optimizer."""
+    from .student import ask
+
+    names = SIGNATURES[helper]
+    usage = f"{helper}({', '.join(names)})"
+
+    def stub(*args, **kwargs):
+        torch = _torch()
+        if len(args) > len(names) or any(k not in names for k in kwargs):
+            raise TypeError(f"{usage} takes these arguments, in this order")
+        bound = dict(zip(names, args))
+        if any(k in bound for k in kwargs):
+            raise TypeError(f"{usage} got an argument twice")
+        bound.update(kwargs)
+        bound.setdefault("device", "cpu")
+        if not all(k in bound for k in names):
+            raise TypeError(f"{usage} is missing an argument")
+        model, optimizer = objects["model"], objects["optimizer"]
+        if bound["model"] is not model or bound["loss_fn"] is not objects["loss_fn"] or (
+                helper == "train_one_epoch" and bound["optimizer"] is not optimizer):
+            raise TypeError(f"fit should call {usage} with its own model, loss_fn and optimizer, in this order")
+        which = next((k for k, v in objects["loaders"].items() if v is not None and bound["loader"] is v), None)
+        if which is None:
+            raise TypeError(f"fit should call {usage} with one of the loaders it was given")
+        reply = ask(f"helper.{helper}", {"state": _state(model), "momentum": _momentum(optimizer),
+                                         "training": model.training, "loader": which, "device": str(bound["device"])})
+        with torch.no_grad():
+            model.load_state_dict({k: torch.tensor(np.asarray(v)) for k, v in reply["state"].items()})
+        _set_momentum(optimizer, reply["momentum"])
+        model.train(bool(reply["training"]))
+        return reply["value"]
+
+    stub.__name__ = helper
+    return stub
+
+
+def helper_answer(ns: dict, *, helper: str, state: dict, momentum: list, training: bool, x, y, batch_size: int,
+                  lr: float, model_device: str, device: str = "cpu") -> dict:
+    """The grader's side of :func:`_helper_stub`: the reference's helper on the rebuilt model and optimizer and the
+    grader's own data; the new state, momentum and mode, and the helper's value."""
+    torch = _torch()
+    model = _model(state, model_device).train(bool(training))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    _set_momentum(optimizer, momentum)
+    loader, loss_fn = _Loader(x, y, batch_size), _recording_loss([])
+    if helper == "train_one_epoch":
+        value = ns["train_one_epoch"](model, loader, loss_fn, optimizer, device)
+    else:
+        value = ns["evaluate"](model, loader, loss_fn, device)
+    return {"value": value, "state": _state(model), "momentum": _momentum(optimizer), "training": model.training}
 
 
 def fit(ns: dict, *, state: dict, x, y, xv, yv, batch_size: int, lr: float, n_epochs: int, validate: bool,
-        device: str = "cpu") -> dict:
-    """fit on the fixed network with SGD + momentum; the history dict and the final weights."""
+        device: str = "cpu", stubs: list | tuple = (), evaluated: bool = False) -> dict:
+    """fit on the grader's network with SGD + momentum; the history and the final parameters. The helpers in
+    ``stubs`` are the reference's (follow-through). ``evaluated`` (on the reference only) records as training loss
+    the loss evaluate gives on the training loader after each epoch, which the contract also accepts."""
     torch = _torch()
-    model, _ = _model(state, 0.0, device)
+    model = _model(state, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    val = _Loader(xv, yv, batch_size) if validate else None
-    history = lookup(ns, "fit")(model, _Loader(x, y, batch_size), _recording_loss([]), optimizer, n_epochs, device,
-                                val)
-    return {"history": history, "state": _state(model)}
+    train, val = _Loader(x, y, batch_size), (_Loader(xv, yv, batch_size) if validate else None)
+    loss_fn = _recording_loss([])
+    if evaluated:
+        history: dict = {"train_loss": [], "val_loss": []}
+        for _ in range(n_epochs):
+            ns["train_one_epoch"](model, train, loss_fn, optimizer, device)
+            history["train_loss"].append(ns["evaluate"](model, train, loss_fn, device))
+            if val is not None:
+                history["val_loss"].append(ns["evaluate"](model, val, loss_fn, device))
+        return {"history": history, "params": _params(model)}
+    objects = {"model": model, "optimizer": optimizer, "loss_fn": loss_fn, "loaders": {"train": train, "val": val}}
+    own = ns.get("train_one_epoch")
+
+    def make(helper: str):
+        return _helper_stub(helper, objects) if helper in stubs else _lecture_order_guard(own, objects)
+
+    helpers = list(stubs) + (["train_one_epoch"] if "train_one_epoch" not in stubs and callable(own) else [])
+    with stubbed(ns, helpers, make=make):
+        history = lookup(ns, "fit")(model, train, loss_fn, optimizer, n_epochs, device, val)
+    return {"history": history, "params": _params(model)}
+
+
+LECTURE_ORDER = ("fit called train_one_epoch with the optimizer where loss_fn goes: the contract's order is "
+                 "train_one_epoch(model, loader, loss_fn, optimizer, device); the lecture's train_model_one_epoch took "
+                 "(model, loader, optimizer, loss_fn)")
+
+
+def _lecture_order_guard(own, objects: dict):
+    """The student's own train_one_epoch, refusing the lecture's argument order with a message that says so."""
+
+    def guarded(*args, **kwargs):
+        if len(args) >= 4 and args[2] is objects["optimizer"] and args[3] is objects["loss_fn"]:
+            raise TypeError(LECTURE_ORDER)
+        return own(*args, **kwargs)
+
+    guarded.__name__ = "train_one_epoch"
+    return guarded
 
 
 def _tensors_in(obj, depth: int = 0) -> list:
@@ -182,33 +338,28 @@ def _numbers_in(obj, depth: int = 0) -> list:
     return []
 
 
-def _key(tensor) -> tuple:
-    array = tensor.detach().cpu().numpy()
-    return str(array.dtype), array.shape, array.tobytes()
+MAX_FILE_TENSORS, MAX_TENSOR_SIZE, MAX_FILE_NUMBERS = 200, 100_000, 1000
 
 
-def _file_contents(path: str, model, optimizer, epoch: int) -> dict:
-    """Whether the file at ``path`` (read with torch.load) holds the model's and optimizer's state and the epoch.
-
-    Each is None when the file cannot be read with torch.load."""
+def _file_contents(path: str) -> dict:
+    """What the checkpoint file at ``path`` holds, read with torch.load, as data for the grader to judge: its tensors
+    (as arrays) and its plain numbers; ``readable`` is False for a format torch.load cannot read."""
     torch = _torch()
     try:
         blob = torch.load(path, weights_only=False)
     except Exception:  # noqa: BLE001 - a format of the student's own: judged by the round trip only
-        return {"has_model": None, "has_optimizer": None, "has_epoch": None}
-    found = {_key(t) for t in _tensors_in(blob)}
-    optimizer_state = [v for state in optimizer.state.values() for v in state.values() if isinstance(v, torch.Tensor)]
-    return {"has_model": all(_key(v) in found for v in model.state_dict().values()),
-            "has_optimizer": all(_key(v) in found for v in optimizer_state),
-            "has_epoch": float(epoch) in _numbers_in(blob)}
+        return {"readable": False, "tensors": [], "numbers": []}
+    tensors = [t.detach().cpu().numpy().copy() for t in _tensors_in(blob) if t.numel() <= MAX_TENSOR_SIZE]
+    return {"readable": True, "tensors": tensors[:MAX_FILE_TENSORS], "numbers": _numbers_in(blob)[:MAX_FILE_NUMBERS]}
 
 
 def checkpoint(ns: dict, *, state: dict, x, y, steps: int, epoch: int, part: str = "load",
                device: str = "cpu") -> dict:
     """Train with Adam, checkpoint, train on; then restore into fresh objects and train on the same way.
 
-    Also reports what the checkpoint file holds, so that a mistake is put on the function that made it: with
-    ``part="save"`` a file that torch.load can read is only inspected (load_checkpoint is not called)."""
+    Also reports what the checkpoint file holds and what it should hold (the model's and optimizer's tensors), so
+    that the grader can put a mistake on the function that made it: with ``part="save"`` a file that torch.load can
+    read is only inspected (load_checkpoint is not called)."""
     torch = _torch()
     save = lookup(ns, "save_checkpoint")
     xs, ys = torch.tensor(x), torch.tensor(y)
@@ -220,23 +371,25 @@ def checkpoint(ns: dict, *, state: dict, x, y, steps: int, epoch: int, part: str
             loss.backward()
             opt.step()
 
-    model, _ = _model(state, 0.0, "cpu")
+    model = _model(state, "cpu")
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
     step(model, opt, steps)
     path = os.path.join(tempfile.mkdtemp(), "checkpoint.pt")
     save(path, model, opt, epoch)
-    contents = _file_contents(path, model, opt, epoch)
-    if part == "save" and contents["has_model"] is not None:
-        return contents
+    report = {"file": _file_contents(path), "model": list(_state(model).values()),
+              "optimizer": [v.detach().cpu().numpy().copy() for s in opt.state.values() for v in s.values()
+                            if isinstance(v, torch.Tensor) and v.numel() > 1]}
+    if part == "save" and report["file"]["readable"]:
+        return report
     load = lookup(ns, "load_checkpoint")
     step(model, opt, steps)
-    fresh, _ = _model({k: np.zeros_like(v) for k, v in state.items()}, 0.0, "cpu")
+    fresh = _model({k: np.zeros_like(v) for k, v in state.items()}, "cpu")
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=0.05)
     restored = load(path, fresh, fresh_opt)
     restored_optimizer = bool(fresh_opt.state)
     step(fresh, fresh_opt, steps)
-    return {"epoch": restored, "uninterrupted": _state(model), "resumed": _state(fresh),
-            "restored_optimizer": restored_optimizer, **contents}
+    return report | {"epoch": restored, "uninterrupted": _state(model), "resumed": _state(fresh),
+                     "restored_optimizer": restored_optimizer}
 
 
 def cubic(ns: dict, *, seed: int, x_test, device: str = "cpu") -> dict:

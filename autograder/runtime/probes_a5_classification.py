@@ -5,12 +5,18 @@ from __future__ import annotations
 from .probes import lookup
 
 
-def predict(ns: dict, *, weight, bias, X, device: str = "cpu"):
-    """predict_proba on an nn.Linear(d, 1) with the given weights (logits out)."""
+def predict(ns: dict, *, state: dict, X, device: str = "cpu", skip: list | tuple = ()):
+    """predict_proba on the grader's model (BatchNorm1d with non-trivial running statistics, then Linear(d, 1):
+    logits out), handed over in training mode: predict_proba must switch it to evaluation mode. ``skip=["eval"]``
+    (on the reference only) replays a missing model.eval(), for a diagnosis."""
     import torch
 
-    model = torch.nn.Linear(weight.shape[1], 1)
-    model.load_state_dict({"weight": torch.tensor(weight), "bias": torch.tensor(bias)})
+    d = state["1.weight"].shape[1]
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(d), torch.nn.Linear(d, 1))
+    model.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+    model.train()
+    if "eval" in skip:
+        model.eval = lambda: model
     return lookup(ns, "predict_proba")(model, X.copy())
 
 

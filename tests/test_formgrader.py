@@ -121,7 +121,7 @@ def test_every_submission_page_opens_with_dlgrades_results(graded, formgrader) -
         status, body = get(formgrader, f"/formgrader/submissions/{notebook_id}/")
         assert status == 200, (student, body[-2000:])
         assert "dlgrade: " in body and "points for normal_equation" in body, student
-    assert "try .ravel() or .squeeze()" in get(formgrader, f"/formgrader/submissions/{ids['ben']}/")[1]
+    assert "use .ravel(), .squeeze() or" in get(formgrader, f"/formgrader/submissions/{ids['ben']}/")[1]
 
 
 # -- in a real browser ---------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def test_in_a_browser_formgrader_shows_the_scores_and_written_answers_add_to_the
     assert wait_for(lambda: "dlgrade: 0 of 2 points for normal_equation" in browser.find_element(By.TAG_NAME,
                                                                                                  "body").text)
     page = browser.find_element(By.TAG_NAME, "body").text
-    assert "try .ravel() or .squeeze()" in page
+    assert "use .ravel(), .squeeze() or" in page
     ben = read_result(graded / "graded" / "ben" / A1).function_scores()
     boxes = wait_for(lambda: {b.get_attribute("id"): b.get_attribute("placeholder")
                               for b in browser.find_elements(By.CSS_SELECTOR, "input.score")

@@ -299,7 +299,7 @@ def test_autograded_notebooks_hold_the_submission_as_graded(graded) -> None:
 def test_generate_and_release_feedback_deliver_dlgrades_hints(graded, tmp_path) -> None:
     """Issue #14, 2 and 5: generate_feedback exits 0, and the mistaken student's feedback page (as release_feedback
     puts it in the exchange) carries dlgrade's hint."""
-    hint = "try .ravel() or .squeeze()"
+    hint = "use .ravel(), .squeeze() or"
     ben = read_result(graded / "graded" / "ben" / A1)
     assert any(hint in t.output for t in ben.tests if t.graded_function() == "normal_equation")
     nbgrader(graded, "generate_feedback", A1)

@@ -112,7 +112,9 @@ class Function(pytest.Collector):
             for device in devices:
                 for number, (seed, public) in enumerate(runs):
                     where = "public" if public else f"hidden-{number}"
-                    yield CheckItem.from_parent(self, name=f"{check.description}[{where}-{device}]", check=check,
+                    name = f"{check.description}[{where}-{device}]"
+                    # the node id as a string, so that pytest parses its [...] as parameters, as --lf expects
+                    yield CheckItem.from_parent(self, name=name, nodeid=f"{self.nodeid}::{name}", check=check,
                                                 seed=seed, public=public, device=device)
 
 

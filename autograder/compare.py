@@ -73,6 +73,23 @@ def close(got: Any, want: Any, iterative: bool = False) -> bool:
 
 def _compare(got: Any, want: Any, what: str, safe: str, iterative: bool) -> Problem | None:
     """``what`` names the part for the public example (indices included), ``safe`` for any case (dict keys only)."""
+    if isinstance(want, (TensorData, np.ndarray)):
+        return _compare_array_like(got, want, what, safe, iterative)
+    if isinstance(want, bool) or want is None or isinstance(want, str):
+        if got != want or type(got) is not type(want):
+            return Problem(f"{safe} is not what was expected.", f"{what} is {got!r}; expected {want!r}.")
+        return None
+    if isinstance(want, (int, float)):
+        return _compare_number(got, want, what, safe, iterative)
+    if isinstance(want, (tuple, list)):
+        return _compare_sequence(got, want, what, safe, iterative)
+    if isinstance(want, dict):
+        return _compare_dict(got, want, what, safe, iterative)
+    return Problem(f"{safe} could not be compared.")
+
+
+def _compare_array_like(got: Any, want: TensorData | np.ndarray, what: str, safe: str,
+                        iterative: bool) -> Problem | None:
     if isinstance(want, TensorData):
         if not isinstance(got, TensorData):
             return _type_problem(got, want, what, safe)
@@ -80,50 +97,50 @@ def _compare(got: Any, want: Any, what: str, safe: str, iterative: bool) -> Prob
             return Problem(f"{safe} {WRONG_DTYPE} (expected {want.dtype}).",
                            f"{what} has dtype {got.dtype}; expected {want.dtype}.")
         return _compare_arrays(got.array, want.array, what, safe, iterative, want.dtype)
-    if isinstance(want, np.ndarray):
-        if isinstance(got, TensorData):
-            return Problem(f"{safe} should be a numpy array, but it is a torch tensor (use .detach().cpu().numpy()).")
-        if not isinstance(got, np.ndarray):
-            return _type_problem(got, want, what, safe)
-        return _compare_arrays(got, want, what, safe, iterative, str(want.dtype))
-    if isinstance(want, bool) or want is None or isinstance(want, str):
-        if got != want or type(got) is not type(want):
-            return Problem(f"{safe} is not what was expected.", f"{what} is {got!r}; expected {want!r}.")
-        return None
-    if isinstance(want, (int, float)):
-        number = _number(got)
-        if number is None:
-            return Problem(f"{safe} {WRONG_TYPE}: it should be a number.",
-                           f"{what} should be a number, but it is {describe(got)}.")
-        if isinstance(want, int) and not float(number).is_integer():
-            return Problem(f"{safe} should be a whole number (an int), but it is not.",
-                           f"{what} should be an int, but it is {number!r}.")
-        dtype = "int64" if isinstance(want, int) else _scalar_dtype(got)
-        return _compare_arrays(np.asarray(number, dtype=float), np.asarray(want, dtype=float), what, safe,
-                               iterative, dtype)
-    if isinstance(want, (tuple, list)):
-        kind = "tuple" if isinstance(want, tuple) else "list"
-        if not isinstance(got, (tuple, list)) or len(got) != len(want):
-            return Problem(f"{safe} {WRONG_TYPE}: it should be a {kind} of the documented length.",
-                           f"{what} should be a {kind} of length {len(want)}, but it is {describe(got)}.")
-        for i, (g, w) in enumerate(zip(got, want)):
-            problem = _compare(g, w, f"{what}[{i}]", safe, iterative)
-            if problem:
-                return problem
-        return None
-    if isinstance(want, dict):
-        if not isinstance(got, dict):
-            return Problem(f"{safe} {WRONG_TYPE}: it should be a dict with keys {sorted(want)}.",
-                           f"{what} should be a dict with keys {sorted(want)}, but it is {describe(got)}.")
-        missing = sorted(set(want) - set(got))
-        if missing:
-            return Problem(f"{safe} is missing the key(s) {missing}.")
-        for key in want:
-            problem = _compare(got[key], want[key], f"{what}[{key!r}]", f"{safe}[{key!r}]", iterative)
-            if problem:
-                return problem
-        return None
-    return Problem(f"{safe} could not be compared.")
+    if isinstance(got, TensorData):
+        return Problem(f"{safe} should be a numpy array, but it is a torch tensor (use .detach().cpu().numpy()).")
+    if not isinstance(got, np.ndarray):
+        return _type_problem(got, want, what, safe)
+    return _compare_arrays(got, want, what, safe, iterative, str(want.dtype))
+
+
+def _compare_number(got: Any, want: int | float, what: str, safe: str, iterative: bool) -> Problem | None:
+    number = _number(got)
+    if number is None:
+        return Problem(f"{safe} {WRONG_TYPE}: it should be a number.",
+                       f"{what} should be a number, but it is {describe(got)}.")
+    if isinstance(want, int) and not float(number).is_integer():
+        return Problem(f"{safe} should be a whole number (an int), but it is not.",
+                       f"{what} should be an int, but it is {number!r}.")
+    dtype = "int64" if isinstance(want, int) else _scalar_dtype(got)
+    return _compare_arrays(np.asarray(number, dtype=float), np.asarray(want, dtype=float), what, safe, iterative,
+                           dtype)
+
+
+def _compare_sequence(got: Any, want: tuple | list, what: str, safe: str, iterative: bool) -> Problem | None:
+    kind = "tuple" if isinstance(want, tuple) else "list"
+    if not isinstance(got, (tuple, list)) or len(got) != len(want):
+        return Problem(f"{safe} {WRONG_TYPE}: it should be a {kind} of the documented length.",
+                       f"{what} should be a {kind} of length {len(want)}, but it is {describe(got)}.")
+    for i, (g, w) in enumerate(zip(got, want)):
+        problem = _compare(g, w, f"{what}[{i}]", safe, iterative)
+        if problem:
+            return problem
+    return None
+
+
+def _compare_dict(got: Any, want: dict, what: str, safe: str, iterative: bool) -> Problem | None:
+    if not isinstance(got, dict):
+        return Problem(f"{safe} {WRONG_TYPE}: it should be a dict with keys {sorted(want)}.",
+                       f"{what} should be a dict with keys {sorted(want)}, but it is {describe(got)}.")
+    missing = sorted(set(want) - set(got))
+    if missing:
+        return Problem(f"{safe} is missing the key(s) {missing}.")
+    for key in want:
+        problem = _compare(got[key], want[key], f"{what}[{key!r}]", f"{safe}[{key!r}]", iterative)
+        if problem:
+            return problem
+    return None
 
 
 def _type_problem(got: Any, want: Any, what: str, safe: str) -> Problem:
@@ -155,12 +172,7 @@ def _scalar_dtype(got: Any) -> str:
 def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, iterative: bool,
                     dtype: str) -> Problem | None:
     if got.shape != want.shape:
-        problem = Problem(f"{safe} {WRONG_SHAPE}.", f"{what} has shape {got.shape}; expected {want.shape}.")
-        if got.size == want.size and _equal(got.reshape(want.shape), want, dtype, iterative):
-            return problem.with_hint(SHAPE_HINT)
-        if got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, iterative):
-            return problem.with_hint(TRANSPOSED_HINT)
-        return problem
+        return _shape_problem(got, want, what, safe, iterative, dtype)
     if want.dtype.kind in "f" and got.dtype.kind not in "fc":
         return Problem(f"{safe} {WRONG_DTYPE}: it should be floating point.",
                        f"{what} has integer dtype {got.dtype}; expected floating point ({want.dtype}).")
@@ -179,6 +191,22 @@ def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, ite
     ok = _agree(g, w, dtype, iterative)
     if ok.all():
         return None
+    return _value_problem(g, w, ok, what, safe, iterative, dtype)
+
+
+def _shape_problem(got: np.ndarray, want: np.ndarray, what: str, safe: str, iterative: bool,
+                   dtype: str) -> Problem:
+    problem = Problem(f"{safe} {WRONG_SHAPE}.", f"{what} has shape {got.shape}; expected {want.shape}.")
+    if got.size == want.size and _equal(got.reshape(want.shape), want, dtype, iterative):
+        return problem.with_hint(SHAPE_HINT)
+    if got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, iterative):
+        return problem.with_hint(TRANSPOSED_HINT)
+    return problem
+
+
+def _value_problem(g: np.ndarray, w: np.ndarray, ok: np.ndarray, what: str, safe: str, iterative: bool,
+                   dtype: str) -> Problem:
+    """Values that differ: the public detail (where, how much), and a hint only when its diagnosis is confirmed."""
     tol = tolerance(dtype, iterative)
     first = _index(~ok)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -188,8 +216,8 @@ def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, ite
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = diff / np.maximum(np.abs(w), 1e-300)
     max_rel = float(np.max(rel[np.isfinite(rel)])) if np.isfinite(rel).any() else float("inf")
-    where = f" at index {first}" if want.ndim else ""
-    value = (f": got {_fmt(g[first] if want.ndim else g)}, expected {_fmt(w[first] if want.ndim else w)}")
+    where = f" at index {first}" if w.ndim else ""
+    value = (f": got {_fmt(g[first] if w.ndim else g)}, expected {_fmt(w[first] if w.ndim else w)}")
     problem = Problem(f"{safe} {DIFFERS}.",
                       f"{what} {DIFFERS}{where}{value} ({int((~ok).sum())} of {ok.size} entries differ; max abs "
                       f"error {max_abs:.3g}, max rel error {max_rel:.3g}; allowed rtol {tol.rtol:g}, "

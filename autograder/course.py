@@ -17,8 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 from . import settings
-from .checking import Suite
 from .notebook import defines_only, grade_cell_points, imported, read_cells
+from .suite import Suite
 
 ASSIGNMENTS = {
     "a1_linear_regression": "linear_regression.ipynb",

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from . import course
-from .checking import Check, ReferenceSide, StudentSide, TestOutcome, run_check, student_error
 from .nbgrader_course import course_notebook
 from .notebook import (
     Cell,
@@ -25,6 +24,7 @@ from .refcache import ReferenceCache
 from .results import SubmissionResult, TestResult
 from .runtime.protocol import Started
 from .sandbox import SandboxError, Worker
+from .suite import Check, ReferenceSide, StudentSide, TestOutcome, run_check, student_error
 
 GRADER_VERSION = "3"  # 3: exact point shares, the function on each test, the autograded notebook, follow-through
 NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
@@ -190,7 +190,7 @@ class Grader:
 def warm_reference_cache(assignment: str) -> Path:
     """Compute every reference value the checks of ``assignment`` use (on every seed and device of this machine)
     and keep them in the reference cache; returns the cache file. Run where the grading image or bundle is built."""
-    from .checking import LocalSide
+    from .suite import LocalSide
 
     grader = Grader(assignment)
     student = LocalSide(vars(grader.reference.module))  # the reference in the student's place: every input occurs

@@ -16,7 +16,7 @@ The two agree on full marks and on zero, but not in between:
 from __future__ import annotations
 
 from . import course
-from .checking import LocalSide, ReferenceSide, run_check
+from .suite import LocalSide, ReferenceSide, run_check
 
 
 def run_hidden_tests(assignment: str, function: str, namespace: dict) -> None:

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from . import course
-from .checking import Suite
 from .notebook import Cell, read_cells
 from .points import format_points, total
 from .reports import write_atomic
 from .results import SubmissionResult, TestResult
+from .suite import Suite
 
 AUTOGRADED = "autograded"
 SMALL_FILE_BYTES = 64 * 1024  # timestamp.txt, submission_secret.txt
@@ -207,7 +207,7 @@ def strip_hidden_tests(source: str) -> str:
 def _from_notebook(assignment: str, path: Path, released: dict[str, tuple[str, str | None]]) -> CourseNotebook:
     try:
         nb = _read_notebook(path)
-    except Exception as err:  # noqa: BLE001 - a damaged course notebook, whatever the error
+    except Exception as err:
         raise course.CourseError(f"{path} could not be read as a notebook ({type(err).__name__}: {err})") from err
     cells = []
     for cell in nb.cells:

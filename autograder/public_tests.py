@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import course
-from .checking import student_error
 from .notebook import Cell, NotebookError, cells_to_run, demo_cells, read_cells
 from .sandbox import Worker
+from .suite import student_error
 
 
 @dataclass

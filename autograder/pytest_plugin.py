@@ -156,7 +156,7 @@ class GradingSession:
         self.assignments: list[str] = []  # of the notebooks collected: what the worker imports first
 
     def run(self, submission: Submission, check: Any, seed: int, public: bool, device: str) -> str | None:
-        from .checking import run_check
+        from .suite import run_check
 
         grader = self._start(submission)
         stubs = [h for h in grader.suite.depends.get(check.function, []) if self._helper_failed(grader, h)]
@@ -187,7 +187,7 @@ class GradingSession:
 
     def _helper_failed(self, grader: Any, helper: str) -> bool:
         """Whether ``helper`` fails any of its own checks (decides follow-through, as ``dlgrade grade`` does)."""
-        from .checking import run_check
+        from .suite import run_check
 
         if helper not in self.helper_verdicts:
             self.helper_verdicts[helper] = not all(run_check(c, self.worker, grader.reference).passed

@@ -15,7 +15,6 @@ import nbformat
 from . import course
 
 _SOLUTION = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
-_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.MULTILINE | re.DOTALL)
 
 
 def solved_cells(assignment: str) -> dict[str, str]:
@@ -54,11 +53,6 @@ def write(nb: nbformat.NotebookNode | str | bytes, path: Path) -> Path:
     else:
         path.write_text(json.dumps(nb, indent=1))
     return path
-
-
-def strip_hidden_tests(source: str) -> str:
-    """A test cell's source without its hidden region (what students see)."""
-    return _HIDDEN.sub("", source)
 
 
 HOSTILE_CELLS = [

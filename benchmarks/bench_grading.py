@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from autograder import course, samples
-from autograder.checking import LocalSide, run_check
 from autograder.grading import Grader
 from autograder.notebook import cells_to_run, read_cells
 from autograder.sandbox import Limits, Worker, protection_table
+from autograder.suite import LocalSide, run_check
 
 A1 = "a1_linear_regression"
 PY = sys.executable

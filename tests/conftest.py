@@ -13,11 +13,11 @@ import nbformat
 import pytest
 
 from autograder import course, samples, settings
-from autograder.checking import Mistake, Variant
 from autograder.grading import Grader
 from autograder.results import SubmissionResult
 from autograder.sandbox import Limits, Worker, bwrap, protections
 from autograder.sandbox.doctor import cgroup_hierarchy
+from autograder.suite import Mistake, Variant
 
 # nbgrader (run by the parity tests) calls its `alembic` script from PATH: use this environment's.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

@@ -41,8 +41,8 @@ def test_exception_feedback_shows_only_the_students_own_traceback_lines(grade) -
 
 
 def test_hard_coding_the_public_answer_fails_the_hidden_cases(grade, worker) -> None:
-    from autograder.checking import Trial
     from autograder.checks.a1_linear_regression import regression_data
+    from autograder.suite import Trial
 
     check = next(c for c in SUITE.checks if c.function == "normal_equation")
     X, y = regression_data(Trial(check, worker, None, 0, True, "cpu"))  # only to rebuild the public input

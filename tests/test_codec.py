@@ -38,7 +38,7 @@ def test_arbitrary_object_is_refused_with_its_type() -> None:
 
 def test_lying_ndarray_subclass_arrives_as_a_plain_array() -> None:
     class Liar(np.ndarray):
-        def __eq__(self, other):  # noqa: D105
+        def __eq__(self, other):
             return True
 
     liar = np.zeros(3).view(Liar)

@@ -9,8 +9,8 @@ import pytest
 from conftest import outputs
 
 from autograder import course, samples
-from autograder.checking import Trial
 from autograder.checks.a1_linear_regression import regression_data
+from autograder.suite import Trial
 
 A1 = "a1_linear_regression"
 

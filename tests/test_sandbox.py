@@ -62,7 +62,7 @@ def test_torch_in_cells_and_in_forked_calls_does_not_deadlock(worker) -> None:
     assert run.cells[0].ok
     x = np.random.default_rng(0).normal(size=(300, 300))
     for _ in range(3):
-        reply = worker.call("probes.call", {"name": "f", "args": [x]}, seconds=20, key="f")
+        reply = worker.call("probes.call", {"name": "f", "args": [x]}, seconds=20)
         assert reply.ok, reply.error
         assert abs(reply.value["value"] - (x @ x.T).sum()) < 1e-6 * abs((x @ x.T).sum()) + 1e-6
     worker.end_submission()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial, Variant, mistake
 from ..compare import factor_hint, matches
 from ..runtime.codec import TensorData
+from ..suite import Suite, Trial, Variant, mistake
 
 SUITE = Suite(
     "a1_linear_regression",
@@ -34,19 +34,19 @@ def gradient_hints(n: int):
 # -- normal_equation -------------------------------------------------------------------------------
 
 @check("normal_equation", "matches the reference on a random full-rank X")
-def _(t: Trial) -> None:
+def normal_equation_matches_the_reference_on_a_random_full_rank_x(t: Trial) -> None:
     X, y = regression_data(t)
     t.expect_close(t.call("normal_equation", X, y), t.ref("normal_equation", X, y), "beta")
 
 
 @check("normal_equation", "recovers the exact coefficients from noise-free data")
-def _(t: Trial) -> None:
+def normal_equation_recovers_the_exact_coefficients_from_noise_free_data(t: Trial) -> None:
     X, y = regression_data(t, noise=0.0)
     t.expect_close(t.call("normal_equation", X, y), t.ref("normal_equation", X, y), "beta")
 
 
 @check("normal_equation", "works with a single feature column")
-def _(t: Trial) -> None:
+def normal_equation_works_with_a_single_feature_column(t: Trial) -> None:
     X, y = regression_data(t)
     X = X[:, :1]
     t.expect_close(t.call("normal_equation", X, y), t.ref("normal_equation", X, y), "beta")
@@ -55,7 +55,7 @@ def _(t: Trial) -> None:
 # -- add_intercept ---------------------------------------------------------------------------------
 
 @check("add_intercept", "prepends a column of ones")
-def _(t: Trial) -> None:
+def add_intercept_prepends_a_column_of_ones(t: Trial) -> None:
     X, _ = regression_data(t)
     t.expect_close(t.call("add_intercept", X), t.ref("add_intercept", X), "the result")
 
@@ -80,7 +80,7 @@ def as_pair(value):
 
 
 @check("simple_linear_regression", "matches the reference on random data")
-def _(t: Trial) -> None:
+def simple_linear_regression_matches_the_reference_on_random_data(t: Trial) -> None:
     n = 12 if t.public else int(t.rng.integers(10, 80))
     x = t.rng.normal(loc=2.0, size=n)
     y = 1.5 - 0.7 * x + t.rng.normal(scale=0.3, size=n)
@@ -98,7 +98,7 @@ def swap_hint(got, want) -> str | None:
 # -- mse_loss --------------------------------------------------------------------------------------
 
 @check("mse_loss", "matches the reference on random beta, X and y")
-def _(t: Trial) -> None:
+def mse_loss_matches_the_reference_on_random_beta_x_and_y(t: Trial) -> None:
     X, y = regression_data(t)
     beta = t.rng.normal(size=X.shape[1])
     t.expect_close(t.call("mse_loss", beta, X, y), t.ref("mse_loss", beta, X, y), "the loss",
@@ -114,7 +114,7 @@ def loss_hints(n: int):
 # -- mse_gradient ----------------------------------------------------------------------------------
 
 @check("mse_gradient", "matches the reference on random beta, X and y")
-def _(t: Trial) -> None:
+def mse_gradient_matches_the_reference_on_random_beta_x_and_y(t: Trial) -> None:
     X, y = regression_data(t)
     beta = t.rng.normal(size=X.shape[1])
     t.expect_close(t.call("mse_gradient", beta, X, y), t.ref("mse_gradient", beta, X, y), "the gradient",
@@ -122,7 +122,7 @@ def _(t: Trial) -> None:
 
 
 @check("mse_gradient", "works with a single feature column")
-def _(t: Trial) -> None:
+def mse_gradient_works_with_a_single_feature_column(t: Trial) -> None:
     X, y = regression_data(t)
     X, beta = X[:, :1], t.rng.normal(size=1)
     t.expect_close(t.call("mse_gradient", beta, X, y), t.ref("mse_gradient", beta, X, y), "the gradient",
@@ -139,7 +139,7 @@ def trajectory_hint(got, want) -> str | None:
 
 
 @check("gradient_descent", "trajectory from zeros matches the reference")
-def _(t: Trial) -> None:
+def gradient_descent_trajectory_from_zeros_matches_the_reference(t: Trial) -> None:
     X, y = regression_data(t)
     steps = 25 if t.public else int(t.rng.integers(5, 40))
     got = t.call("gradient_descent", X, y, 0.1, steps)
@@ -148,7 +148,7 @@ def _(t: Trial) -> None:
 
 
 @check("gradient_descent", "starts from beta_init when one is given")
-def _(t: Trial) -> None:
+def gradient_descent_starts_from_beta_init_when_one_is_given(t: Trial) -> None:
     X, y = regression_data(t)
     start = t.rng.normal(size=X.shape[1])
     got = t.call("gradient_descent", X, y, 0.05, 10, beta_init=start)
@@ -210,13 +210,13 @@ def _sgd(t: Trial, args: tuple) -> None:
 
 
 @check("minibatch_sgd", "matches the contract's recipe (shuffling from the seed, batches in order)")
-def _(t: Trial) -> None:
+def minibatch_sgd_matches_the_contract_s_recipe_shuffling_from_the_seed_ba(t: Trial) -> None:
     X, y = regression_data(t)
     _sgd(t, (X, y, 0.05, 5, 4, int(t.rng.integers(0, 10_000))))
 
 
 @check("minibatch_sgd", "handles a last batch smaller than batch_size")
-def _(t: Trial) -> None:
+def minibatch_sgd_handles_a_last_batch_smaller_than_batch_size(t: Trial) -> None:
     X, y = regression_data(t)
     _sgd(t, (X, y, 0.05, 3, 7, 11))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial, Variant, mistake
 from ..compare import matches, values
+from ..suite import Suite, Trial, Variant, mistake
 
 SUITE = Suite(
     "a2_mlp",
@@ -27,7 +27,7 @@ def _z(t: Trial) -> np.ndarray:
 # -- activations -----------------------------------------------------------------------------------
 
 @check("relu", "matches the reference on arrays of any shape")
-def _(t: Trial) -> None:
+def relu_matches_the_reference_on_arrays_of_any_shape(t: Trial) -> None:
     z = _z(t)
     t.expect_close(t.call("relu", z), t.ref("relu", z), "relu(z)")
 
@@ -36,7 +36,7 @@ SUITE.inputs_unchanged("relu", lambda t: ([_z(t)], {}))
 
 
 @check("sigmoid", "matches the reference on arrays of any shape")
-def _(t: Trial) -> None:
+def sigmoid_matches_the_reference_on_arrays_of_any_shape(t: Trial) -> None:
     z = _z(t)
     t.expect_close(t.call("sigmoid", z), t.ref("sigmoid", z), "sigmoid(z)")
 
@@ -47,7 +47,7 @@ STABLE_SIGMOID = ("compute e = exp(-|z|) <= 1 and use 1 / (1 + e) for z >= 0 and
 
 
 @check("sigmoid", "is finite and right for |z| up to 1e4", seeded=False)
-def _(t: Trial) -> None:
+def sigmoid_is_finite_and_right_for_z_up_to_1e4(t: Trial) -> None:
     got = t.call("sigmoid", LARGE_Z)
     if isinstance(got, np.ndarray) and got.shape == LARGE_Z.shape and not np.all(np.isfinite(got)):
         t.fail(f"sigmoid returned nan or inf for large |z| (e.g. inf / inf when exp(z) overflows). {STABLE_SIGMOID}")
@@ -55,7 +55,7 @@ def _(t: Trial) -> None:
 
 
 @check("sigmoid", "raises no overflow warning for |z| up to 1e4", seeded=False, advisory=True)
-def _(t: Trial) -> None:
+def sigmoid_raises_no_overflow_warning_for_z_up_to_1e4(t: Trial) -> None:
     t.call("sigmoid", LARGE_Z)
     if t.warnings:
         t.fail(f"sigmoid warned for large |z| (np.exp(-z) overflows for z = -1e4): {STABLE_SIGMOID}",
@@ -100,7 +100,7 @@ def always_relu_hint(args: dict):
 
 
 @check("shallow_network", "matches the reference with the default ReLU activation")
-def _(t: Trial) -> None:
+def shallow_network_matches_the_reference_with_the_default_relu_activation(t: Trial) -> None:
     args = _shallow_inputs(t)
     got = t.probe(f"{PROBE}.shallow", label="shallow_network", stubs=t.stubs, **args)
     t.expect_close(got, t.ref_probe(f"{PROBE}.shallow", **args), "the network's output",
@@ -108,7 +108,7 @@ def _(t: Trial) -> None:
 
 
 @check("shallow_network", "uses the activation it is given")
-def _(t: Trial) -> None:
+def shallow_network_uses_the_activation_it_is_given(t: Trial) -> None:
     args = _shallow_inputs(t) | {"activation": "tanh" if t.public else "softplus"}
     got = t.probe(f"{PROBE}.shallow", label="shallow_network", stubs=t.stubs, **args)
     want = t.ref_probe(f"{PROBE}.shallow", **args)
@@ -133,7 +133,7 @@ def count_hint(layers: list[int]):
 
 
 @check("count_mlp_params", "matches the reference for random layer sizes")
-def _(t: Trial) -> None:
+def count_mlp_params_matches_the_reference_for_random_layer_sizes(t: Trial) -> None:
     layers = [2, 3, 1] if t.public else [int(v) for v in t.rng.integers(1, 30, size=int(t.rng.integers(2, 7)))]
     t.expect_close(t.call("count_mlp_params", layers), t.ref("count_mlp_params", layers), "the count",
                    hints=[count_hint(layers)])
@@ -157,14 +157,14 @@ def udl_hint(D: int, K: int):
 
 
 @check("udl_param_count", "matches 3D + 1 + (K-1)D(D+1)")
-def _(t: Trial) -> None:
+def udl_param_count_matches_3d_1_k_1_d_d_1(t: Trial) -> None:
     D, K = _dk(t)
     t.expect_close(t.call("udl_param_count", D, K), t.ref("udl_param_count", D, K), "the count",
                    hints=[udl_hint(D, K)])
 
 
 @check("udl_param_count", "agrees with count_mlp_params([1, D, ..., D, 1])")
-def _(t: Trial) -> None:
+def udl_param_count_agrees_with_count_mlp_params_1_d_d_1(t: Trial) -> None:
     D, K = _dk(t)
     t.expect_close(t.call("udl_param_count", D, K), t.ref("count_mlp_params", [1] + [D] * K + [1]), "the count",
                    hints=[udl_hint(D, K)])
@@ -177,7 +177,7 @@ def regions_hint(D: int, K: int):
 
 
 @check("max_linear_regions", "matches (D + 1)^K")
-def _(t: Trial) -> None:
+def max_linear_regions_matches_d_1_k(t: Trial) -> None:
     D, K = _dk(t)
     t.expect_close(t.call("max_linear_regions", D, K), t.ref("max_linear_regions", D, K), "the bound",
                    hints=[regions_hint(D, K)])
@@ -270,7 +270,7 @@ def deep_relu_hint(weights: list, x: np.ndarray):
 
 
 @check("MLP", "has fc1 and fc2 as nn.Linear layers of the right sizes, and no other parameters")
-def _(t: Trial) -> None:
+def mlp_has_fc1_and_fc2_as_nn_linear_layers_of_the_right_sizes_and_no_othe(t: Trial) -> None:
     args = [3, 5, 2] if t.public else [int(v) for v in t.rng.integers(1, 9, size=3)]
     got = t.probe(f"{PROBE}.module", label="MLP", cls="MLP", args=args)
     want = t.ref_probe(f"{PROBE}.module", cls="MLP", args=args)
@@ -290,7 +290,7 @@ def _(t: Trial) -> None:
 
 
 @check("MLP", "forward matches the reference with the same weights", on_devices=True)
-def _(t: Trial) -> None:
+def mlp_forward_matches_the_reference_with_the_same_weights(t: Trial) -> None:
     out_dim = 1 if t.public else int(t.rng.integers(1, 4))
     got, want, weights, x = _module_run(t, "MLP", [4, 6, out_dim], 16, 4)
     t.expect_close(got["out"], want["out"], "MLP(4, 6, output_dim)(x)",
@@ -311,7 +311,7 @@ def _deep_layers_advice(layers: list[str], want: list[str]) -> str:
 
 
 @check("DeepMLP", "layers is an nn.Sequential of Linear, activation, ..., Linear")
-def _(t: Trial) -> None:
+def deepmlp_layers_is_an_nn_sequential_of_linear_activation_linear(t: Trial) -> None:
     sizes = [3, 4, 4, 2] if t.public else [int(v) for v in t.rng.integers(1, 8, size=int(t.rng.integers(2, 6)))]
     got = t.probe(f"{PROBE}.module", label="DeepMLP", cls="DeepMLP", args=[sizes])
     want = t.ref_probe(f"{PROBE}.module", cls="DeepMLP", args=[sizes])
@@ -326,14 +326,14 @@ def _(t: Trial) -> None:
 
 
 @check("DeepMLP", "forward matches the reference with the same weights", on_devices=True)
-def _(t: Trial) -> None:
+def deepmlp_forward_matches_the_reference_with_the_same_weights(t: Trial) -> None:
     sizes = [3, 5, 5, 2] if t.public else [int(v) for v in t.rng.integers(1, 8, size=int(t.rng.integers(2, 6)))]
     got, want, _, _ = _module_run(t, "DeepMLP", [sizes], 8, sizes[0])
     t.expect_close(got["out"], want["out"], "DeepMLP(layer_sizes)(x)")
 
 
 @check("DeepMLP", "uses the activation class it is given", on_devices=True)
-def _(t: Trial) -> None:
+def deepmlp_uses_the_activation_class_it_is_given(t: Trial) -> None:
     sizes = [2, 6, 6, 1]
     got, want, weights, x = _module_run(t, "DeepMLP", [sizes], 8, 2, activation="Tanh" if t.public else "Sigmoid")
     t.expect_close(got["out"], want["out"], "DeepMLP(sizes, activation=...)(x)", hints=[deep_relu_hint(weights, x)])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import Suite, Trial, Variant, mistake
 from ..compare import matches
 from ..runtime.probes_a4_backprop import make_function
+from ..suite import Suite, Trial, Variant, mistake
 
 SUITE = Suite(
     "a4_backprop",
@@ -31,13 +31,13 @@ def _z(t: Trial) -> np.ndarray:
 
 
 @check("sigmoid", "matches the reference and stays finite for |z| up to 1e4")
-def _(t: Trial) -> None:
+def sigmoid_matches_the_reference_and_stays_finite_for_z_up_to_1e4(t: Trial) -> None:
     z = _z(t)
     t.expect_close(t.call("sigmoid", z), t.ref("sigmoid", z), "sigmoid(z)")
 
 
 @check("sigmoid", "raises no overflow warning for |z| up to 1e4", seeded=False, advisory=True)
-def _(t: Trial) -> None:
+def sigmoid_raises_no_overflow_warning_for_z_up_to_1e4(t: Trial) -> None:
     t.call("sigmoid", _z(t))
     if t.warnings:
         t.fail("sigmoid warned for large |z|: compute exp(-|z|) so that nothing overflows.",
@@ -45,7 +45,7 @@ def _(t: Trial) -> None:
 
 
 @check("sigmoid_derivative", "is a (1 - a) of the activation a")
-def _(t: Trial) -> None:
+def sigmoid_derivative_is_a_1_a_of_the_activation_a(t: Trial) -> None:
     a = t.rng.uniform(0.01, 0.99, size=(3, 4))
     t.expect_close(t.call("sigmoid_derivative", a), t.ref("sigmoid_derivative", a), "the derivative",
                    hints=[sigmoid_again_hint(a)])
@@ -61,59 +61,69 @@ def sigmoid_again_hint(a: np.ndarray):
 # -- forward and backward ----------------------------------------------------------------------------
 
 @check("forward", "matches the reference on a random network")
-def _(t: Trial) -> None:
+def forward_matches_the_reference_on_a_random_network(t: Trial) -> None:
     net = network(t)
     args = (net["X"], net["W_h"], net["b_h"], net["W_o"], net["b_o"])
     t.expect_close(t.call("forward", *args), t.ref("forward", *args), "the cache")
 
 
-def backward_hints(net: dict, cache: dict):
+def backward_hints(net: dict, cache: dict) -> list:
     """Diagnoses of a wrong backward pass, each confirmed on the student's gradients."""
-    n = len(net["X"])
+    return [_transposed, _unsummed, _pre_activation(net, cache), _averaged(len(net["X"])), _sign]
 
-    def grads(got) -> dict:
-        return got if isinstance(got, dict) else {}
+
+def _grads(got) -> dict:
+    return got if isinstance(got, dict) else {}
+
+
+def _pre_activation(net: dict, cache: dict):
+    A_h, A_o, Z_h, Z_o = cache["A_h"], cache["A_o"], cache["Z_h"], cache["Z_o"]
+    d_o = (A_o - net["Y"]) * Z_o * (1 - Z_o)
+    d_h = (d_o @ net["W_o"].T) * Z_h * (1 - Z_h)
 
     def pre_activation(got, want) -> str | None:
-        A_h, A_o, Z_h, Z_o = cache["A_h"], cache["A_o"], cache["Z_h"], cache["Z_o"]
-        d_o = (A_o - net["Y"]) * Z_o * (1 - Z_o)
-        d_h = (d_o @ net["W_o"].T) * Z_h * (1 - Z_h)
-        g = grads(got)
+        g = _grads(got)
         if matches(g.get("dW_o"), A_h.T @ d_o) or matches(g.get("dW_h"), net["X"].T @ d_h):
             return "sigmoid_derivative takes the activation A, not the pre-activation Z."
         return None
 
-    def transposed(got, want) -> str | None:
-        for key, formula in (("dW_h", "dW_h = Xᵀ δ_h has shape (d, h) like W_h"),
-                             ("dW_o", "dW_o = A_hᵀ δ_o has shape (h, k) like W_o")):
-            g = np.asarray(grads(got).get(key))
-            if g.ndim == 2 and not matches(g, want[key]) and matches(g.T, want[key]):
-                return f"{key} is transposed: {formula}."
-        return None
+    return pre_activation
 
-    def unsummed(got, want) -> str | None:
-        for key in ("db_h", "db_o"):
-            g = np.asarray(grads(got).get(key))
-            if g.ndim == 2 and matches(g.sum(axis=0), want[key]):
-                return f"{key} must be summed over the rows (samples): δ.sum(axis=0)."
-        return None
 
+def _transposed(got, want) -> str | None:
+    for key, formula in (("dW_h", "dW_h = Xᵀ δ_h has shape (d, h) like W_h"),
+                         ("dW_o", "dW_o = A_hᵀ δ_o has shape (h, k) like W_o")):
+        g = np.asarray(_grads(got).get(key))
+        if g.ndim == 2 and not matches(g, want[key]) and matches(g.T, want[key]):
+            return f"{key} is transposed: {formula}."
+    return None
+
+
+def _unsummed(got, want) -> str | None:
+    for key in ("db_h", "db_o"):
+        g = np.asarray(_grads(got).get(key))
+        if g.ndim == 2 and matches(g.sum(axis=0), want[key]):
+            return f"{key} must be summed over the rows (samples): δ.sum(axis=0)."
+    return None
+
+
+def _averaged(n: int):
     def averaged(got, want) -> str | None:
-        if all(matches(grads(got).get(k), w / n) for k, w in want.items()):
+        if all(matches(_grads(got).get(k), w / n) for k, w in want.items()):
             return "the error E sums over the samples: do not divide the gradients by n."
         return None
 
-    def sign(got, want) -> str | None:
-        if all(matches(grads(got).get(k), -w) for k, w in want.items()):
-            return ("every gradient has the wrong sign: the output error is δ_o = (A_o − Y) · A_o(1 − A_o), not "
-                    "(Y − A_o).")
-        return None
+    return averaged
 
-    return [transposed, unsummed, pre_activation, averaged, sign]
+
+def _sign(got, want) -> str | None:
+    if all(matches(_grads(got).get(k), -w) for k, w in want.items()):
+        return "every gradient has the wrong sign: the output error is δ_o = (A_o − Y) · A_o(1 − A_o), not (Y − A_o)."
+    return None
 
 
 @check("backward", "matches the reference gradients on a random network")
-def _(t: Trial) -> None:
+def backward_matches_the_reference_gradients_on_a_random_network(t: Trial) -> None:
     net = network(t)
     cache = t.ref("forward", net["X"], net["W_h"], net["b_h"], net["W_o"], net["b_o"])
     got = t.call("backward", net["X"], net["Y"], cache, net["W_o"])
@@ -122,7 +132,7 @@ def _(t: Trial) -> None:
 
 
 @check("backward", "matches the reference with a square hidden layer (a transposed dW_h fits)")
-def _(t: Trial) -> None:
+def backward_matches_the_reference_with_a_square_hidden_layer_a_transposed(t: Trial) -> None:
     net = network(t)
     d = net["X"].shape[1]
     net["W_h"] = t.rng.normal(size=(d, d))
@@ -143,7 +153,7 @@ def _update_args(t: Trial) -> tuple[dict, dict, float]:
 
 
 @check("sgd_update", "returns p - lr * dp for every parameter")
-def _(t: Trial) -> None:
+def sgd_update_returns_p_lr_dp_for_every_parameter(t: Trial) -> None:
     params, grads, lr = _update_args(t)
     t.expect_close(t.call("sgd_update", params, grads, lr), t.ref("sgd_update", params, grads, lr),
                    "the updated parameters")
@@ -195,17 +205,17 @@ def _numgrad(t: Trial, kind: str) -> None:
 
 
 @check("numerical_gradient", "central differences of a quadratic")
-def _(t: Trial) -> None:
+def numerical_gradient_central_differences_of_a_quadratic(t: Trial) -> None:
     _numgrad(t, "quadratic")
 
 
 @check("numerical_gradient", "central differences of a non-polynomial function")
-def _(t: Trial) -> None:
+def numerical_gradient_central_differences_of_a_non_polynomial_function(t: Trial) -> None:
     _numgrad(t, "wavy")
 
 
 @check("numerical_gradient", "leaves x as it was", seeded=False, advisory=True)
-def _(t: Trial) -> None:
+def numerical_gradient_leaves_x_as_it_was(t: Trial) -> None:
     args = _numgrad_args(t, "wavy")
     got = t.probe(f"{PROBE}.numgrad", label="numerical_gradient", **args)
     t.expect(isinstance(got["x_after"], np.ndarray) and np.array_equal(got["x_after"], args["x"]),
@@ -213,7 +223,7 @@ def _(t: Trial) -> None:
 
 
 @check("relative_error", "matches max |a - b| / max(1e-8, |a| + |b|)")
-def _(t: Trial) -> None:
+def relative_error_matches_max_a_b_max_1e_8_a_b(t: Trial) -> None:
     a = t.rng.normal(size=(3, 4))
     b = a + t.rng.normal(scale=1e-3, size=a.shape)
     b[0, 0] = a[0, 0] = 0.0

@@ -12,8 +12,8 @@ import functools
 
 import numpy as np
 
-from ..checking import Suite, Trial, Variant, mistake
 from ..compare import factor_hint, matches, values
+from ..suite import Suite, Trial, Variant, mistake
 
 SUITE = Suite(
     "a5_classification",
@@ -68,7 +68,7 @@ def clipped_hint(z: np.ndarray, y: np.ndarray):
 
 
 @check("bce_with_logits", "matches the reference on moderate logits")
-def _(t: Trial) -> None:
+def bce_with_logits_matches_the_reference_on_moderate_logits(t: Trial) -> None:
     z, y = t.rng.normal(scale=3, size=12), t.rng.integers(0, 2, size=12).astype(float)
     t.expect_close(t.call("bce_with_logits", z, y), t.ref("bce_with_logits", z, y), "the loss",
                    hints=[missing_term_hint(z, y)])
@@ -82,7 +82,7 @@ def missing_term_hint(z: np.ndarray, y: np.ndarray):
 
 
 @check("bce_with_logits", "is finite and right for logits up to |z| = 1e4", seeded=False)
-def _(t: Trial) -> None:
+def bce_with_logits_is_finite_and_right_for_logits_up_to_z_1e4(t: Trial) -> None:
     z = np.array([-1e4, -1000.0, -30.0, 0.0, 30.0, 1000.0, 1e4])
     y = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
     got = t.call("bce_with_logits", z, y)
@@ -109,7 +109,7 @@ def eval_logits(state: dict, X: np.ndarray) -> np.ndarray:
 
 
 @check("predict_proba", "returns sigmoid probabilities of the logits in evaluation mode, shape (n,)")
-def _(t: Trial) -> None:
+def predict_proba_returns_sigmoid_probabilities_of_the_logits_in_evaluatio(t: Trial) -> None:
     args = _predict_args(t)
     got = t.probe(f"{PROBE}.predict", label="predict_proba", **args)
     want = t.ref_probe(f"{PROBE}.predict", **args)
@@ -141,7 +141,7 @@ def train_mode_hint(in_train_mode):
 
 
 @check("accuracy", "is the fraction of matching labels, in [0, 1]")
-def _(t: Trial) -> None:
+def accuracy_is_the_fraction_of_matching_labels_in_0_1(t: Trial) -> None:
     n = 10 if t.public else int(t.rng.integers(5, 50))
     y_true, y_pred = t.rng.integers(0, 2, size=n), t.rng.integers(0, 2, size=n)
     t.expect_close(t.call("accuracy", y_true, y_pred), t.ref("accuracy", y_true, y_pred), "the accuracy",
@@ -149,7 +149,7 @@ def _(t: Trial) -> None:
 
 
 @check("train_classifier", "reaches the reference's held-out accuracy and is deterministic", seconds=60.0)
-def _(t: Trial) -> None:
+def train_classifier_reaches_the_reference_s_held_out_accuracy_and_is_dete(t: Trial) -> None:
     X, y = digits_task()
     X = hidden_view(t, X)
     order = t.rng.permutation(len(y))

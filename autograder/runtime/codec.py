@@ -185,7 +185,7 @@ def _load_array(raw: memoryview) -> np.ndarray:
         dtype = np.dtype(descr) if isinstance(descr, str) else None
     except CodecError:
         raise
-    except Exception as err:  # noqa: BLE001 - literal_eval, dtype and format errors alike
+    except Exception as err:
         raise CodecError("a malformed array") from err
     if dtype is None or dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
         raise CodecError("an array that is not numeric")

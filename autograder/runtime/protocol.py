@@ -409,7 +409,7 @@ def parse(header: Any, *expected: type[Message]) -> Message:
         return cls.from_wire(header)
     except ProtocolError:
         raise
-    except Exception as err:  # noqa: BLE001 - any odd field is a malformed message
+    except Exception as err:
         raise ProtocolError(f"malformed {cls.op.value!r} message") from err
 
 

@@ -2,10 +2,10 @@
 
 Cells run in this process, one after another, announcing each start to the zygote, which holds the deadlines:
 a cell that crashes, exits or hangs gets the whole process killed and the notebook is replayed without it, so a
-bad exploratory cell costs only itself. Graded calls run in call servers: forks of the final state, one per
-``key`` the grader names (calls of one kind share a server until one fails), so a segfault or an endless loop
-costs only the call that caused it and the next call gets a fresh fork. Inside a call, a probe may :func:`ask`
-the grader for a reference value (follow-through credit); the question travels the same pipes back.
+bad exploratory cell costs only itself. Graded calls run in call servers: forks of the final state, one per graded
+name (or per probe, for the grader's own routines; its calls share the server until one fails), so a segfault or
+an endless loop costs only the call that caused it and the next call gets a fresh fork. Inside a call, a probe may
+:func:`ask` the grader for a reference value (follow-through credit); the question travels the same pipes back.
 
 This code shares its process with student code and is not trusted: the zygote enforces every limit and the
 grader validates every message and value.

@@ -241,7 +241,7 @@ class Zygote:
                 os.close(from_r)
                 confine.become_student(self.cfg, self.limits, keep=(to_r, from_w))
                 student.run_submission(cells, to_r, from_w, self.limits)
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - the student process ends here whatever happened (exit 70)
                 if self.cfg.get("debug"):
                     traceback.print_exc()
             finally:

@@ -224,9 +224,10 @@ class Worker:
         started, body = self._recv(self.limits.grader_wait(seconds) + 30, Started)
         return started.with_body(body)
 
-    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None,
+    def call(self, probe: str, args: dict, seconds: float | None = None,
              on_ask: AskHandler | None = None) -> CallResult:
-        """Run ``probe`` on the student's namespace in the call server for ``key`` (default: the probe's name).
+        """Run ``probe`` on the student's namespace. Calls of one graded name (``args["name"]``), or of one probe,
+        share a call server in the student's process until one of them fails.
 
         Never raises for what the student's code does: errors come back as ``CallResult(ok=False, error=...)``.
         ``on_ask`` answers the probe's follow-through questions with the reference's values."""
@@ -237,7 +238,8 @@ class Worker:
         seconds = min(float(seconds or self.limits.call_seconds), left)
         oom_before = self._group.oom_kills() if self._group else 0
         try:
-            return self._call(Call(probe, seconds, key or probe), encode(args), on_ask)
+            key = f"{probe}:{args['name']}" if isinstance(args.get("name"), str) else probe
+            return self._call(Call(probe, seconds, key[:100]), encode(args), on_ask)
         except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError):
             ran_out = self._group is not None and self._group.oom_kills() > oom_before
             self._recover()

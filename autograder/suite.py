@@ -1,7 +1,7 @@
-"""Checks: pytest-style grading tests, each comparing one student function with the reference.
+"""The check framework every assignment's checks are written in (``autograder/checks/<id>.py``).
 
 A check is a plain function taking a :class:`Trial`, registered on an assignment's :class:`Suite` with the
-name of the function it grades. The runner calls it once per seed (public, then hidden) and per device,
+name of the function it grades. :func:`run_check` calls it once per seed (public, then hidden) and per device,
 and the first failure becomes the test's feedback. Student values come from a ``StudentSide`` (the
 sandbox, or the notebook kernel under nbgrader) and reference values from a :class:`ReferenceSide`; both
 give plain data only.
@@ -40,9 +40,9 @@ class Failure(Exception):
 
 
 class StudentSide(Protocol):
-    """Where student code runs: ``call(probe, args, seconds, key, on_ask) -> CallResult``."""
+    """Where student code runs: ``call(probe, args, seconds, on_ask) -> CallResult``."""
 
-    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None,
+    def call(self, probe: str, args: dict, seconds: float | None = None,
              on_ask: AskHandler | None = None) -> CallResult: ...
 
 
@@ -52,7 +52,7 @@ class LocalSide:
     def __init__(self, namespace: dict) -> None:
         self.namespace = namespace
 
-    def call(self, probe: str, args: dict, seconds: float | None = None, key: str | None = None,
+    def call(self, probe: str, args: dict, seconds: float | None = None,
              on_ask: AskHandler | None = None) -> CallResult:
         from .runtime.student import describe_exception
 
@@ -219,14 +219,16 @@ class Suite:
         general rule). Only the student's process sees its arguments after the call, so the observation could be
         forged: the check is reported but carries no points."""
 
-        @self.check(function, "leaves its inputs unchanged", seeded=False, advisory=True)
-        def _(t: Trial) -> None:
+        def leaves_its_inputs_unchanged(t: Trial) -> None:
             args, kwargs = make_args(t)
             changed = t.changed_inputs(function, *args, **kwargs)
             if changed:
                 t.fail(f"{function} changed its input {', '.join(changed)} in place. Work on a copy (e.g. "
                        f"`{changed[0]} = {changed[0]}.copy()`) or build a new array instead: the caller still needs "
                        "the original.")
+
+        leaves_its_inputs_unchanged.__name__ = f"{function}_leaves_its_inputs_unchanged"
+        self.check(function, "leaves its inputs unchanged", seeded=False, advisory=True)(leaves_its_inputs_unchanged)
 
     @property
     def functions(self) -> list[str]:
@@ -334,42 +336,51 @@ def student_problem(label: str, error: StudentError | None) -> Problem:
     """:func:`student_error` as a :class:`Problem`: a hidden case shows the kind of error and Python's own
     exception names only (a message, an exit code or a traceback can carry hidden inputs back)."""
     error = error or StudentError(ErrorKind.DEAD, message="no reason was given")
-    kind, message = error.kind, error.message
-    if kind is ErrorKind.MISSING:
-        name = message.split(" is not defined")[0] if " is not defined" in message else label
-        return Problem(f"`{label}` (or a name it needs) is not defined in your notebook. Check its name and that its "
-                       "cell runs without errors.",
-                       f"`{name}` is not defined in your notebook. Check its name and that its cell runs without "
-                       "errors.")
-    if kind is ErrorKind.TIMEOUT:
-        return Problem(f"{label} did not finish in time. Look for an endless loop or far too many iterations.",
-                       f"{label} did not finish: {message}. Look for an endless loop or far too many iterations.")
-    if kind is ErrorKind.CRASHED:
-        return Problem(f"{label} crashed (its process ended).", f"{label} crashed: {message}.")
-    if kind is ErrorKind.MEMORY:
-        text = f"{label} ran out of memory. Look for a huge array (e.g. an n x n matrix where n is large)."
-        return Problem(text)
-    if kind is ErrorKind.UNSENDABLE:
-        return Problem(f"{label} gave back something that cannot be graded (only numbers, arrays, tensors, lists, "
-                       "tuples and dicts can).", f"{label} gave back something that cannot be graded: {message}.")
-    if kind is ErrorKind.FORBIDDEN:
-        rest = ("grading never needs kernel keyrings, shared memory, message queues, namespaces or mounts.")
-        return Problem(f"{label} made a system call the grading sandbox forbids: {rest}",
-                       f"{label} made a system call the grading sandbox forbids ({message}): {rest}")
-    if kind is ErrorKind.PROTOCOL:
-        return Problem(f"{label} could not be tested: the notebook's process sent a message the grader does not "
-                       "accept.", f"{label} could not be tested: {message}.")
-    if kind in (ErrorKind.BUDGET, ErrorKind.DEAD):
-        verb = "was not tested" if kind is ErrorKind.BUDGET else "could not be tested"
-        return Problem(f"{label} {verb}: {message}.")
+    if error.kind in _BY_KIND:
+        return _BY_KIND[error.kind](label, error.message)
+    return _raised(label, error)
+
+
+def _missing(label: str, message: str) -> Problem:
+    name = message.split(" is not defined")[0] if " is not defined" in message else label
+    return Problem(f"`{label}` (or a name it needs) is not defined in your notebook. Check its name and that its "
+                   "cell runs without errors.",
+                   f"`{name}` is not defined in your notebook. Check its name and that its cell runs without errors.")
+
+
+_FORBIDDEN = "grading never needs kernel keyrings, shared memory, message queues, namespaces or mounts."
+_BY_KIND: dict[ErrorKind, Callable[[str, str], Problem]] = {
+    ErrorKind.MISSING: _missing,
+    ErrorKind.TIMEOUT: lambda label, message: Problem(
+        f"{label} did not finish in time. Look for an endless loop or far too many iterations.",
+        f"{label} did not finish: {message}. Look for an endless loop or far too many iterations."),
+    ErrorKind.CRASHED: lambda label, message: Problem(f"{label} crashed (its process ended).",
+                                                      f"{label} crashed: {message}."),
+    ErrorKind.MEMORY: lambda label, message: Problem(
+        f"{label} ran out of memory. Look for a huge array (e.g. an n x n matrix where n is large)."),
+    ErrorKind.UNSENDABLE: lambda label, message: Problem(
+        f"{label} gave back something that cannot be graded (only numbers, arrays, tensors, lists, tuples and dicts "
+        "can).", f"{label} gave back something that cannot be graded: {message}."),
+    ErrorKind.FORBIDDEN: lambda label, message: Problem(
+        f"{label} made a system call the grading sandbox forbids: {_FORBIDDEN}",
+        f"{label} made a system call the grading sandbox forbids ({message}): {_FORBIDDEN}"),
+    ErrorKind.PROTOCOL: lambda label, message: Problem(
+        f"{label} could not be tested: the notebook's process sent a message the grader does not accept.",
+        f"{label} could not be tested: {message}."),
+    ErrorKind.BUDGET: lambda label, message: Problem(f"{label} was not tested: {message}."),
+    ErrorKind.DEAD: lambda label, message: Problem(f"{label} could not be tested: {message}."),
+}
+
+
+def _raised(label: str, error: StudentError) -> Problem:
+    """An exception the student's code raised: type, message and their own traceback lines, on the public example."""
     if error.type == "NotImplementedError":
         return Problem(f"{label} raised NotImplementedError: it has not been implemented yet.")
-    text = f"{label} raised {error.type or 'an exception'}" + (f": {message}" if message else "")
+    text = f"{label} raised {error.type or 'an exception'}" + (f": {error.message}" if error.message else "")
     if error.frames:
         text += "\n" + "\n".join(f"  {f.filename}, line {f.lineno}, in {f.name}: {f.line}" for f in error.frames)
-    safe = exception_type(error.type)
-    return Problem(f"{label} raised {safe} (its message and traceback are shown on the public example only).",
-                   text)
+    return Problem(f"{label} raised {exception_type(error.type)} (its message and traceback are shown on the public "
+                   "example only).", text)
 
 
 @dataclass

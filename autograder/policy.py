@@ -20,6 +20,9 @@ from . import settings
 
 PUBLIC_SEED = 0
 HIDDEN_SEED_COUNT = 2
+# A check that trains the student's model (fit_cubic, train_classifier) costs seconds per seed: it runs on the public
+# seed and one hidden seed, which already has inputs and a training seed no notebook can know.
+TRAINING_HIDDEN_SEED_COUNT = 1
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,11 @@ def tolerance(dtype: str, iterative: bool = False) -> Tolerance:
     return base
 
 
-def seeds(check_name: str) -> list[tuple[int, bool]]:
+def seeds(check_name: str, hidden_count: int = HIDDEN_SEED_COUNT) -> list[tuple[int, bool]]:
     """``(seed, public)`` pairs for one check: the public seed first, then the hidden ones."""
     salt = settings.current().seed_salt
     hidden = []
-    for i in range(HIDDEN_SEED_COUNT):
+    for i in range(hidden_count):
         digest = hashlib.sha256(f"{salt}:{check_name}:{i}".encode()).digest()
         hidden.append((1000 + int.from_bytes(digest[:4], "little") % 1_000_000, False))
     return [(PUBLIC_SEED, True), *hidden]

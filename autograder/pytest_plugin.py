@@ -107,7 +107,7 @@ class Function(pytest.Collector):
         for check in course.suite(submission.assignment).checks:
             if check.function != self.name:
                 continue
-            runs = policy.seeds(check.name) if check.seeded else [(policy.PUBLIC_SEED, True)]
+            runs = check.runs
             devices = policy.devices() if check.on_devices else ("cpu",)
             for device in devices:
                 for number, (seed, public) in enumerate(runs):

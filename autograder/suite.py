@@ -145,10 +145,18 @@ class Check:
     on_devices: bool = False
     seconds: float | None = None
     advisory: bool = False  # observed only inside the student's process, so it could be forged: no points
+    trains: bool = False  # trains the student's model: one hidden seed (policy.TRAINING_HIDDEN_SEED_COUNT)
 
     @property
     def name(self) -> str:
         return f"{self.function}: {self.description}" + (" (advisory, no points)" if self.advisory else "")
+
+    @property
+    def runs(self) -> list[tuple[int, bool]]:
+        """The ``(seed, public)`` pairs this check runs on: the public seed, then the hidden ones."""
+        if not self.seeded:
+            return [(policy.PUBLIC_SEED, True)]
+        return policy.seeds(self.name, policy.TRAINING_HIDDEN_SEED_COUNT if self.trains else policy.HIDDEN_SEED_COUNT)
 
 
 @dataclass(frozen=True)
@@ -204,12 +212,12 @@ class Suite:
         return cells
 
     def check(self, function: str, description: str, *, seeded: bool = True, on_devices: bool = False,
-              seconds: float | None = None, advisory: bool = False,
+              seconds: float | None = None, advisory: bool = False, trains: bool = False,
               ) -> Callable[[Callable[[Trial], None]], Callable[[Trial], None]]:
         """Register the decorated ``fn(t: Trial)`` as a check of ``function`` (``advisory``: reported, no points)."""
 
         def register(fn: Callable[[Trial], None]) -> Callable[[Trial], None]:
-            self.checks.append(Check(function, description, fn, seeded, on_devices, seconds, advisory))
+            self.checks.append(Check(function, description, fn, seeded, on_devices, seconds, advisory, trains))
             return fn
 
         return register
@@ -400,7 +408,7 @@ def run_check(check: Check, student: StudentSide, reference: ReferenceSide,
     """Run one check on every seed (or the ``(seed, public)`` pairs in ``runs``) and device; stop at the first
     failure. The helpers in ``stubs`` are the reference's during the check (follow-through credit)."""
     start = time.perf_counter()
-    runs = runs or (policy.seeds(check.name) if check.seeded else [(policy.PUBLIC_SEED, True)])
+    runs = runs or check.runs
     devs = (devices or policy.devices()) if check.on_devices else ("cpu",)
     for device in devs:
         for seed, public in runs:

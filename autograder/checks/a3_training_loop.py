@@ -399,7 +399,7 @@ def load_checkpoint_restores_model_and_optimizer_so_resumed_training_match(t: Tr
 
 # -- fit_cubic ----------------------------------------------------------------------------------------------
 
-@check("fit_cubic", "fits y = x^3 on fresh points within the time budget", seconds=CUBIC_SECONDS)
+@check("fit_cubic", "fits y = x^3 on fresh points within the time budget", seconds=CUBIC_SECONDS, trains=True)
 def fit_cubic_fits_y_x_3_on_fresh_points_within_the_time_budget(t: Trial) -> None:
     seed = int(t.rng.integers(0, 1000))
     x = t.rng.normal(size=4 * CUBIC_TEST_POINTS)

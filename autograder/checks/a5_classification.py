@@ -148,7 +148,8 @@ def accuracy_is_the_fraction_of_matching_labels_in_0_1(t: Trial) -> None:
                    hints=[factor_hint([("100", 100.0, "return a fraction in [0, 1], not a percentage")])])
 
 
-@check("train_classifier", "reaches the reference's held-out accuracy and is deterministic", seconds=60.0)
+@check("train_classifier", "reaches the reference's held-out accuracy and is deterministic", seconds=60.0,
+       trains=True)
 def train_classifier_reaches_the_reference_s_held_out_accuracy_and_is_dete(t: Trial) -> None:
     X, y = digits_task()
     X = hidden_view(t, X)

@@ -17,6 +17,10 @@ from autograder import course, samples
 from autograder.batch import BatchError, discover, grade_course, in_shard, parse_shard
 from autograder.reports import write_reports
 from autograder.results import read_result
+from autograder.sandbox.doctor import USER
+
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("batch")
 
 A1 = "a1_linear_regression"
 NAME = course.notebook_name(A1)
@@ -129,6 +133,7 @@ def test_shard_and_option_errors_are_explained(tmp_path) -> None:
         discover(tmp_path, ["a9"])
 
 
+@pytest.mark.requires_protection(USER)  # (bubblewrap's view protects too; without either, student code is the grader)
 def test_a_submission_cannot_touch_other_students_results_or_the_gradebook(tmp_path) -> None:
     root = make_course(tmp_path, 1)
     victim = root / "graded" / "s00" / A1 / "results.json"

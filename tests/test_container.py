@@ -26,6 +26,9 @@ import yaml
 
 from autograder import course, demo, samples
 
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("container")
+
 A1 = "a1_linear_regression"
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("DLGRADE_TEST_IMAGE", "localhost/dlgrade")  # another tag keeps parallel checkouts apart

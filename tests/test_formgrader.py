@@ -23,6 +23,9 @@ from autograder.batch import grade_course
 from autograder.points import format_points
 from autograder.results import read_result
 
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("formgrader")
+
 A1 = "a1_linear_regression"
 NAME = course.notebook_name(A1)
 TOKEN = "dlgrade-formgrader-test"

@@ -21,6 +21,9 @@ from autograder.grading import Grader
 from autograder.nbgrader_course import course_notebook
 from autograder.results import read_result
 
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("nbgrader_dropin")
+
 A1 = "a1_linear_regression"
 NAME = course.notebook_name(A1)
 TIMESTAMP = "2026-11-20 10:00:00.000000 UTC"

@@ -14,6 +14,9 @@ from autograder import course, samples
 from autograder.batch import grade_course
 from autograder.results import read_result
 
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("nbgrader_parity")
+
 ASSIGNMENTS = course.available()
 
 

@@ -12,6 +12,9 @@ from conftest import release_course
 from autograder import course
 from autograder.notebook import read_cells
 
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("release")
+
 ASSIGNMENTS = course.available()
 
 

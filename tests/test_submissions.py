@@ -22,6 +22,9 @@ from autograder.grading import Grader
 from autograder.results import read_result
 from autograder.sandbox import Limits, Worker
 
+# its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
+pytestmark = pytest.mark.xdist_group("submissions")
+
 A1 = "a1_linear_regression"
 NAME = course.notebook_name(A1)
 FULL = sum(course.points(A1).values())

@@ -223,8 +223,8 @@ def test_image_turns_every_protection_on_with_two_capabilities(request, image, d
     assert protection_rows(done.stderr) == {
         "separate process, plain data only": True, "no network": True,
         "filesystem view without solutions/tests": True, "private /tmp and PID namespace": True,
-        "unprivileged user": True, "limits: time, CPU, memory, files, processes": True,
-        "memory and PID cgroup": False}
+        "unprivileged user": True, "syscall filter": True, "limits: time, CPU, memory, files": True,
+        "limit on processes": True, "memory and PID cgroup": False, "nothing passes between submissions": True}
     assert_same_grades_as_outside(tmp_path / "course", demo_course[1], TA_UID)
 
 

@@ -43,7 +43,6 @@ from .protocol import (
 )
 
 MAX_MESSAGE_CHARS = 500
-RELAY_SECONDS = 5.0  # how long a reader stalls before a relay gives up on it
 _asker: _Asker | None = None  # set in a call server while a call runs
 
 
@@ -58,7 +57,8 @@ def run_submission(cells: list[dict], from_zygote: int, to_zygote: int, limits: 
         send(to_zygote, CellStart(cell["index"]))
         send(to_zygote, CellDone(cell["index"], _exec_cell(cell, ns)))
     send(to_zygote, CellsDone())
-    _CallRelay(ns, to_zygote, int(limits["reply_bytes"])).serve(FdReader(from_zygote, int(limits["reply_bytes"])))
+    relay = _CallRelay(ns, to_zygote, int(limits["reply_bytes"]), float(limits["relay_seconds"]))
+    relay.serve(FdReader(from_zygote, int(limits["reply_bytes"])))
 
 
 def _exec_cell(cell: dict, ns: dict) -> StudentError | None:
@@ -75,8 +75,8 @@ def _exec_cell(cell: dict, ns: dict) -> StudentError | None:
 class _CallRelay:
     """Relays each call to the call server for its key, and the server's questions to the grader."""
 
-    def __init__(self, ns: dict, to_zygote: int, max_body: int) -> None:
-        self.ns, self.to_zygote, self.max_body = ns, to_zygote, max_body
+    def __init__(self, ns: dict, to_zygote: int, max_body: int, relay_seconds: float) -> None:
+        self.ns, self.to_zygote, self.max_body, self.relay_seconds = ns, to_zygote, max_body, relay_seconds
         self.servers: dict[str, tuple[int, int, FdReader]] = {}  # key -> pid, request fd, reply reader
 
     def serve(self, inbox: FdReader) -> None:
@@ -95,7 +95,7 @@ class _CallRelay:
         pid, request_fd, replies = self.servers[call.key]
         deadline = time.monotonic() + call.seconds
         try:
-            send(request_fd, call, body, timeout=RELAY_SECONDS)
+            send(request_fd, call, body, timeout=self.relay_seconds)
             while True:
                 header, data = replies.recv(max(0.0, deadline - time.monotonic()))
                 message = parse(header, Reply, Ask)
@@ -103,7 +103,7 @@ class _CallRelay:
                     return message, data
                 send(self.to_zygote, message, data)  # a question for the grader, and back with its answer
                 answer, answer_body = inbox.recv(None)
-                send(request_fd, parse(answer, Answer), answer_body, timeout=RELAY_SECONDS)
+                send(request_fd, parse(answer, Answer), answer_body, timeout=self.relay_seconds)
         except (TimeoutError, EOFError, OSError, ProtocolError) as err:
             del self.servers[call.key]
             os.close(request_fd)

@@ -47,7 +47,6 @@ from .protocol import (
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
-MAX_REPLAYS = 6
 # the standard library student code commonly imports: imported here once, so that forks start with it (and, where
 # student processes cannot read the Python installation, as without bubblewrap under a private home, they can
 # still use it)
@@ -210,7 +209,7 @@ class Zygote:
         deadline = time.monotonic() + float(self.limits["notebook_seconds"])
         skipped: dict[int, StudentError] = {}
         replay = Replay()
-        for _ in range(MAX_REPLAYS):
+        for _ in range(int(self.limits["replays"])):
             replay = self._run_cells([c for c in cells if c["index"] not in skipped], deadline)
             if replay.fatal_cell is None:
                 break

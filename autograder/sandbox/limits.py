@@ -24,6 +24,8 @@ class Limits:
     open_files: int = 256  # file descriptors of a student process
     notebook_bytes: int = 20 * MIB  # largest notebook file that is graded
     reply_bytes: int = 16 * MIB  # largest value a call may send back
+    replays: int = 6  # runs of the notebook when cells crash or hang it (each run skips the cells that did)
+    restarts: int = 2  # sandbox restarts within one submission (the notebook replayed each time)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

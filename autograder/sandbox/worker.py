@@ -51,7 +51,6 @@ from .doctor import cgroup_hierarchy, filter_off, has_gpu
 from .limits import Limits
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-MAX_RESTARTS = 2  # per submission: after that, the remaining calls fail without trying
 MAX_ASKS = 100_000  # follow-through questions in one call
 
 AskHandler = Callable[[str, Any], Any]  # (probe, decoded arguments) -> plain value; raise to refuse
@@ -281,7 +280,7 @@ class Worker:
         """After the sandbox died mid-submission: a fresh worker with the notebook replayed (a few times at most)."""
         self.restart()
         submission = self._submission
-        if submission is None or submission.restarts >= MAX_RESTARTS:
+        if submission is None or submission.restarts >= self.limits.restarts:
             return
         submission.restarts += 1
         try:

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 PY = sys.executable
+CWD = tempfile.gettempdir()  # not a checkout: `python -m` puts the working folder first on sys.path
 PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -77,13 +78,13 @@ def course_with(assignment: str, tmp: Path) -> tuple[Path, Path]:
     make = ("import sys; from pathlib import Path; from autograder import course, samples; "
             "a = sys.argv[1]; p = Path(sys.argv[2]) / 'submitted' / 's' / a / course.notebook_name(a); "
             "samples.write(samples.build(a), p); print(p)")
-    done = subprocess.run([PY, "-c", make, assignment, str(root)], capture_output=True, text=True, check=True)
+    done = subprocess.run([PY, "-c", make, assignment, str(root)], capture_output=True, text=True, check=True, cwd=CWD)
     return root, Path(done.stdout.strip())
 
 
 def wall(cmd: list[str]) -> float:
     start = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=CWD)
     took = time.perf_counter() - start
     if done.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -92,7 +93,7 @@ def wall(cmd: list[str]) -> float:
 
 def phases(root: Path, assignment: str) -> list[tuple[str, float]]:
     start = time.perf_counter()
-    done = subprocess.run([PY, "-c", PHASES, str(root), assignment], capture_output=True, text=True)
+    done = subprocess.run([PY, "-c", PHASES, str(root), assignment], capture_output=True, text=True, cwd=CWD)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-3000:])
     data = json.loads(done.stdout.strip().splitlines()[-1])
@@ -117,7 +118,7 @@ def main() -> None:
     if args.tree:
         os.environ["PYTHONPATH"] = str(args.tree.resolve())
     print(f"Checkout: {args.tree or Path(__file__).resolve().parents[1]}")
-    print(subprocess.run([PY, "-m", "autograder", "doctor"], capture_output=True, text=True).stdout)
+    print(subprocess.run([PY, "-m", "autograder", "doctor"], capture_output=True, text=True, cwd=CWD).stdout)
     targets = {"a1_linear_regression": 1.0, "a3_training_loop": 2.5}
     help_times = [wall([PY, "-m", "autograder", "--help"]) for _ in range(args.runs)]
     print(f"dlgrade --help: median {statistics.median(help_times):.3f} s (target < 0.2 s)\n")

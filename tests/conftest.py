@@ -21,11 +21,12 @@ from autograder.suite import Mistake, Variant
 
 # nbgrader (run by the parity tests) calls its `alembic` script from PATH: use this environment's.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-# Under pytest-xdist each test process runs student code as uids of its own (worker gwN: base + 100 N), so that
-# checks of the form "no student process is left" look at their own students only.
+# Under pytest-xdist each test process runs student code as uids of its own (worker gwN: base + 100 (N + 1)), so
+# that checks of the form "no student process is left" look at their own students only: not at another worker's,
+# nor at those of an image a container test runs meanwhile, which uses the default base.
 if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
     _base = int(os.environ.get("DLGRADE_UID_BASE", "61000"))
-    os.environ["DLGRADE_UID_BASE"] = str(_base + 100 * int(os.environ["PYTEST_XDIST_WORKER"][2:]))
+    os.environ["DLGRADE_UID_BASE"] = str(_base + 100 * (1 + int(os.environ["PYTEST_XDIST_WORKER"][2:])))
 
 # Budgets small enough that a test of an endless loop takes seconds, big enough for real work on 2 cores.
 TEST_LIMITS = Limits(cell_seconds=6.0, notebook_seconds=90.0, call_seconds=6.0)

@@ -103,3 +103,38 @@ def test_a_machine_where_student_code_cannot_work_stops_the_grader_instead_of_gi
     assert done.returncode == 2, done.stderr
     assert "student code cannot run on this machine" in done.stderr and "Permission denied" in done.stderr
     assert not list(root.glob("graded/*/*/results.json"))
+
+
+def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it() -> None:
+    """The worker's stand-in for ``torch._dynamo`` (1.1 s of imports) serves eager training and checkpoints with
+    the same numbers as the grader's real module, and any other use of it loads the real one."""
+    train = (
+        "import io, sys, torch\n"
+        "def run():\n"
+        "    torch.manual_seed(0)\n"
+        "    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 1))\n"
+        "    losses = []\n"
+        "    for opt in (torch.optim.Adam(model.parameters(), lr=0.01), torch.optim.SGD(model.parameters(), lr=0.1)):\n"
+        "        for _ in range(5):\n"
+        "            opt.zero_grad()\n"
+        "            loss = model(torch.ones(8, 3)).pow(2).mean()\n"
+        "            loss.backward()\n"
+        "            opt.step()\n"
+        "            losses.append(loss.item())\n"
+        "    torch.save(opt.state_dict(), io.BytesIO())\n"
+        "    return losses\n"
+        "def dynamo():\n"
+        "    return type(sys.modules['torch._dynamo']).__name__\n"
+        "def compiling():\n"
+        "    return [torch._dynamo.is_compiling(), type(sys.modules['torch._dynamo']).__name__]\n")
+    namespace: dict = {}
+    exec(train, namespace)
+    expected = namespace["run"]()
+    with Worker(0, Limits(cell_seconds=30), preload=["torch"], hide=course.secret_paths(), warm_torch=True) as worker:
+        assert worker.run_notebook([{"index": 0, "source": train}]).cells[0].ok
+        calls = {name: worker.call("probes.call", {"name": name, "args": []}, seconds=30).value["value"]
+                 for name in ("run", "dynamo", "compiling")}
+        worker.end_submission()
+    assert calls["run"] == expected
+    assert calls["dynamo"] == "LazyDynamo"
+    assert calls["compiling"] == [False, "module"]

@@ -166,6 +166,9 @@ class Zygote:
 
             matplotlib.use("Agg")
         if self.cfg.get("warm_torch") and "torch" in sys.modules:
+            from . import lazy_dynamo
+
+            lazy_dynamo.install()
             _warm_torch()
         return done
 
@@ -357,7 +360,7 @@ class Zygote:
 
 
 def _warm_torch() -> None:
-    """Pay torch's lazy imports once here, not in every forked call (Adam's first step imports torch._dynamo)."""
+    """Pay torch's lazy imports once here, not in every forked call (the first optimizer step, a checkpoint...)."""
     import io
 
     import torch

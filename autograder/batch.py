@@ -192,6 +192,7 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
         for thread in threads:
             thread.join()
     finally:  # also on Ctrl-C or SIGTERM: no sandbox, process or cgroup outlives the batch
+        crew.stopping.set()
         for worker in workers:
             worker.close()
         crew.progress.close()
@@ -211,6 +212,7 @@ class _Crew:
             self.pending.put(job)
         self.progress = Progress(len(todo), "grading")
         self.lock = threading.Lock()
+        self.stopping = threading.Event()  # the batch was interrupted: a grading cut short is not a result
 
     def work(self, worker: Worker) -> None:
         """One worker thread: start the sandbox, then grade jobs until the queue is empty."""
@@ -220,7 +222,7 @@ class _Crew:
             self._note(self.summary.errors, f"worker {worker.index} could not start: {err}")
             return
         try:
-            while True:
+            while not self.stopping.is_set():
                 try:
                     job = self.pending.get_nowait()
                 except queue.Empty:
@@ -240,6 +242,8 @@ class _Crew:
             except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
                 self._note(self.summary.failures, f"{who}: {type(err).__name__}: {for_terminal(str(err))}")
                 result = grader.failure(job.student, err)
+        if self.stopping.is_set():  # its sandbox was closed under it: left ungraded, for the next run
+            return
         for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
             self._note(self.summary.failures, f"{who}: {for_terminal(error)}")
         try:

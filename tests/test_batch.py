@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -94,12 +95,39 @@ def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path) ->
     done_before = len(list(root.glob("graded/*/*/results.json")))
     assert 2 <= done_before < 8
     assert list(root.glob("graded/**/.*.tmp")) == []
+    # what is on disk is a whole, real result; a grading the interruption cut short left none
+    stored = [read_result(j.out) for j in discover(root) if (j.out / "results.json").exists()]
+    assert all(r.extra.get("sha256") and not (r.reason or "").startswith("The grader failed") for r in stored), \
+        [r.reason for r in stored]
     summary = grade_course(root, workers=2, limits=TEST_LIMITS)
     assert summary.skipped == done_before and len(summary.graded) == 8 - done_before
     fresh = make_course(tmp_path / "fresh", 8)
     grade_course(fresh, workers=2, limits=TEST_LIMITS)
     assert results(root) == results(fresh)
     assert len(csv_rows(root / "grades.csv")) == 8
+
+
+def test_a_grading_cut_short_by_an_interruption_leaves_no_result(tmp_path) -> None:
+    """Ctrl-C closes the sandbox under a submission being graded: that submission gets no result (not a grader
+    failure) and the next run grades it; the process may live on a while after (a notebook server, a test)."""
+    samples.write(samples.build(A1), tmp_path / "submitted" / "s00" / A1 / NAME)
+    samples.write(samples.build(A1, extra_cells=["import time\ntime.sleep(4)"]),
+                  tmp_path / "submitted" / "s01" / A1 / NAME)
+
+    def interrupt_once_the_first_is_graded() -> None:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("graded/s00/*/results.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_the_first_is_graded, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        grade_course(tmp_path, workers=1, limits=TEST_LIMITS)
+    time.sleep(2)
+    assert not (tmp_path / "graded" / "s01" / A1 / "results.json").exists()
+    summary = grade_course(tmp_path, workers=1, limits=TEST_LIMITS)
+    assert summary.skipped == 1 and [r.student for r in summary.graded] == ["s01"]
 
 
 def test_shards_merged_equal_an_unsharded_run(tmp_path) -> None:

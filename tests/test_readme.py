@@ -1,0 +1,30 @@
+"""The README describes the code as it is: every module in the layout table, every setting in the settings table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def _section(title: str) -> str:
+    return README.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_layout_table_names_every_module_and_benchmark() -> None:
+    layout = _section("Layout")
+    files = [*ROOT.glob("autograder/*.py"), *ROOT.glob("autograder/runtime/*.py"),
+             *ROOT.glob("autograder/sandbox/*.py"), *ROOT.glob("benchmarks/*.py")]
+    missing = [str(f.relative_to(ROOT)) for f in files
+               if f.name not in ("__init__.py", "__main__.py") and not f.name.startswith("probes_")
+               and f"`{f.name}`" not in layout and f"`{f.relative_to(ROOT)}`" not in layout]
+    assert files and missing == []
+
+
+def test_the_settings_table_lists_every_variable_the_code_reads() -> None:
+    read = {m for f in ROOT.glob("autograder/**/*.py") for m in re.findall(r"DLGRADE_[A-Z_]+", f.read_text())}
+    first_cells = [row.split("|")[1] for row in _section("Settings").splitlines() if row.startswith("| `")]
+    documented = {m for cell in first_cells for m in re.findall(r"`(DLGRADE_[A-Z_]+)`", cell)}
+    assert read and read <= documented, sorted(read - documented)

@@ -45,25 +45,35 @@ from autograder.grading import Grader
 g = Grader(assignment)
 mark("grader set-up: checks, reference, points")
 from autograder.sandbox import Worker
-preload, warm = course.sandbox_imports([assignment])
-worker = Worker(0, None, preload=preload, hide=course.secret_paths(), warm_torch=warm)
+old = not hasattr(course, "sandbox_imports")  # the first round's checkout (--tree): a fixed preload, older names
+if old:
+    worker = Worker(0, None, hide=course.secret_paths())
+else:
+    preload, warm = course.sandbox_imports([assignment])
+    worker = Worker(0, None, preload=preload, hide=course.secret_paths(), warm_torch=warm)
 worker.start()
 mark("worker start and preload")
 job = jobs[0]
-from autograder.notebook import cells_to_run, parse_cells, read_file
-cells = parse_cells(read_file(job.folder / course.notebook_name(assignment)))
-run = worker.run_notebook(cells_to_run(cells, include_tests=False, demo_sources=g.demo_sources))
+from autograder import notebook
+path = job.folder / course.notebook_name(assignment)
+cells = notebook.read_cells(path) if old else notebook.parse_cells(notebook.read_file(path))
+run = worker.run_notebook(notebook.cells_to_run(cells, include_tests=False, demo_sources=g.demo_sources))
 mark("notebook replay")
-outcomes = g._run_checks(worker)
+if old:
+    from autograder.checking import run_check
+    outcomes = [run_check(check, worker, g.reference) for check in g.suite.checks]
+else:
+    outcomes = g._run_checks(worker)
 mark("checks")
 worker.end_submission()
 mark("end of submission (sweep)")
-result = g._result("s", outcomes, [], time.perf_counter(), {})
-try:
-    from autograder.reports import write_reports, write_result
-except ImportError:  # an older checkout (--tree)
+result = g._result("s", outcomes, cells, run, [], time.perf_counter(), {}) if old else \
+    g._result("s", outcomes, [], time.perf_counter(), {})
+if old:
     from autograder.batch import write_reports
     from autograder.results import write_result
+else:
+    from autograder.reports import write_reports, write_result
 write_result(job.out, result)
 write_reports(root)
 mark("reports")

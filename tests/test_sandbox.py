@@ -105,7 +105,8 @@ def test_a_machine_where_student_code_cannot_work_stops_the_grader_instead_of_gi
     assert not list(root.glob("graded/*/*/results.json"))
 
 
-def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it() -> None:
+@pytest.mark.parametrize("warm", [True, False], ids=["grading", "public-tests"])
+def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it(warm) -> None:
     """The worker's stand-in for ``torch._dynamo`` (1.1 s of imports) serves eager training and checkpoints with
     the same numbers as the grader's real module, and any other use of it loads the real one."""
     train = (
@@ -130,7 +131,7 @@ def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it
     namespace: dict = {}
     exec(train, namespace)
     expected = namespace["run"]()
-    with Worker(0, Limits(cell_seconds=30), preload=["torch"], hide=course.secret_paths(), warm_torch=True) as worker:
+    with Worker(0, Limits(cell_seconds=30), preload=["torch"], hide=course.secret_paths(), warm_torch=warm) as worker:
         assert worker.run_notebook([{"index": 0, "source": train}]).cells[0].ok
         calls = {name: worker.call("probes.call", {"name": name, "args": []}, seconds=30).value["value"]
                  for name in ("run", "dynamo", "compiling")}

@@ -165,11 +165,12 @@ class Zygote:
             import matplotlib
 
             matplotlib.use("Agg")
-        if self.cfg.get("warm_torch") and "torch" in sys.modules:
+        if "torch" in sys.modules:
             from . import lazy_dynamo
 
             lazy_dynamo.install()
-            _warm_torch()
+            if self.cfg.get("warm_torch"):
+                _warm_torch()
         return done
 
     def _self_check(self) -> tuple[str | None, str | None]:

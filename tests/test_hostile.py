@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import TEST_LIMITS, failing_functions, outputs
 
-from autograder import course, samples, settings
+from autograder import course, refcache, samples, settings
 from autograder.grading import Grader
 from autograder.sandbox import Worker
 from autograder.sandbox.doctor import (
@@ -66,11 +66,12 @@ def grade_hostile(grade, replace=None, extra=(), lost=frozenset()) -> tuple[obje
 
 @requires(VIEW)
 def test_reading_the_reference_from_disk_or_sys_modules_finds_nothing(grade) -> None:
+    """Nor the reference's cached outputs (they hold expected values, as solutions/ does)."""
     ref = course.course_root() / "solutions" / f"{A1}.py"
     code = (
         "def normal_equation(X, y):\n"
         "    import sys, os, glob\n"
-        f"    paths = [{str(ref)!r}, {str(course.source_notebook(A1))!r}]\n"
+        f"    paths = [{str(ref)!r}, {str(course.source_notebook(A1))!r}, {str(refcache.default_folder())!r}]\n"
         "    paths += glob.glob('/opt/*/solutions') + glob.glob('/opt/*/autograder/checks')\n"
         "    paths += [p + '/autograder/checks' for p in sys.path] + [p + '/solutions' for p in sys.path]\n"
         "    seen = [p for p in paths if os.path.exists(p)]\n"

@@ -108,7 +108,8 @@ def test_a_machine_where_student_code_cannot_work_stops_the_grader_instead_of_gi
 @pytest.mark.parametrize("warm", [True, False], ids=["grading", "public-tests"])
 def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it(warm) -> None:
     """The worker's stand-in for ``torch._dynamo`` (1.1 s of imports) serves eager training and checkpoints with
-    the same numbers as the grader's real module, and any other use of it loads the real one."""
+    the same numbers as the grader's real module, and any other use of it (an attribute, a submodule's import)
+    loads the real one."""
     train = (
         "import io, sys, torch\n"
         "def run():\n"
@@ -127,15 +128,21 @@ def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it
         "def dynamo():\n"
         "    return type(sys.modules['torch._dynamo']).__name__\n"
         "def compiling():\n"
-        "    return [torch._dynamo.is_compiling(), type(sys.modules['torch._dynamo']).__name__]\n")
+        "    return [torch._dynamo.is_compiling(), type(sys.modules['torch._dynamo']).__name__]\n"
+        "def submodule():\n"
+        "    import torch._dynamo.config, torch._dynamo.eval_frame\n"
+        "    config = sys.modules['torch._dynamo.config']\n"
+        "    return [torch._dynamo.eval_frame.config is config is torch._dynamo.config,\n"
+        "            type(sys.modules['torch._dynamo']).__name__]\n")
     namespace: dict = {}
     exec(train, namespace)
     expected = namespace["run"]()
     with Worker(0, Limits(cell_seconds=30), preload=["torch"], hide=course.secret_paths(), warm_torch=warm) as worker:
         assert worker.run_notebook([{"index": 0, "source": train}]).cells[0].ok
         calls = {name: worker.call("probes.call", {"name": name, "args": []}, seconds=30).value["value"]
-                 for name in ("run", "dynamo", "compiling")}
+                 for name in ("run", "dynamo", "compiling", "submodule")}
         worker.end_submission()
     assert calls["run"] == expected
     assert calls["dynamo"] == "LazyDynamo"
     assert calls["compiling"] == [False, "module"]
+    assert calls["submodule"] == [True, "module"]  # one copy of each submodule, the real package's

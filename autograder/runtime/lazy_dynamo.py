@@ -6,12 +6,17 @@ Every optimizer step calls ``torch._dynamo.graph_break()``, and ``zero_grad`` an
 fresh process, a third of a cold a3 grading. Eager training touches nothing else of it (checked for SGD, Adam,
 AdamW, RMSprop, Adagrad, schedulers, checkpoints, batch norm and DataLoader workers). This stand-in answers those
 two names and imports the real module the first time anything else is asked for (``torch.compile`` in a
-notebook, say), then forwards to it. The grader's own process, where the reference runs, uses the real module.
+notebook, say), then forwards to it; importing one of its submodules (``import torch._dynamo.config``) imports
+the real package first, as Python would, and each submodule once. The grader's own process, where the reference
+runs, uses the real module.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import os
 import sys
 import types
 from collections.abc import Callable
@@ -51,12 +56,48 @@ def _real(stand_in: LazyDynamo) -> types.ModuleType:
     return real
 
 
+class _RealPackageFirst(importlib.abc.MetaPathFinder):
+    """``import torch._dynamo.<sub>`` while the stand-in is in place: import the real package (which imports most
+    of its submodules), then hand over the submodule it loaded rather than load a second copy."""
+
+    def __init__(self, stand_in: LazyDynamo) -> None:
+        self.stand_in = stand_in
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if not fullname.startswith(NAME + "."):
+            return None
+        _real(self.stand_in)
+        # Taken out of sys.modules for a moment: seeing it there, Python would load a second copy from its spec.
+        loaded = sys.modules.pop(fullname, None)
+        if loaded is None:
+            return None  # the real package did not import it: Python's own finders load it now
+        return importlib.machinery.ModuleSpec(fullname, _AlreadyLoaded(loaded))
+
+
+class _AlreadyLoaded(importlib.abc.Loader):
+    """Gives Python back the module it already had (it puts it in sys.modules again), with its own spec."""
+
+    def __init__(self, module: types.ModuleType) -> None:
+        self.module, self.spec = module, module.__spec__
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self.module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        try:
+            module.__spec__ = self.spec
+        except AttributeError:  # a module that refuses new attributes (dynamo's config) kept its own anyway
+            pass
+
+
 def install() -> bool:
     """Put the stand-in in place (torch imported, its dynamo not yet); returns whether it did."""
     torch = sys.modules.get("torch")
     if torch is None or NAME in sys.modules:
         return False
     stand_in = LazyDynamo(NAME)
+    stand_in.__path__ = [os.path.join(os.path.dirname(torch.__file__), "_dynamo")]  # a package, as the real one
     sys.modules[NAME] = stand_in
+    sys.meta_path.insert(0, _RealPackageFirst(stand_in))
     torch._dynamo = stand_in
     return True

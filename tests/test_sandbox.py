@@ -146,3 +146,21 @@ def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it
     assert calls["dynamo"] == "LazyDynamo"
     assert calls["compiling"] == [False, "module"]
     assert calls["submodule"] == [True, "module"]  # one copy of each submodule, the real package's
+
+
+def test_a_call_that_asks_too_often_costs_that_call_only() -> None:
+    """Follow-through questions are bounded per call (``Limits.asks_per_call``): past it, that call fails with a
+    reason, the sandbox is replaced, and the next call runs."""
+    cells = [{"index": 0, "source": (
+        "from dlgrade_runtime.student import ask\n"
+        "def greedy():\n"
+        "    return [ask('probes.call', {'name': 'helper', 'args': []}) for _ in range(5)]\n"
+        "def modest():\n"
+        "    return [ask('probes.call', {'name': 'helper', 'args': []}) for _ in range(3)]\n")}]
+    with Worker(0, Limits(asks_per_call=3), hide=course.secret_paths()) as worker:
+        worker.run_notebook(cells)
+        greedy = worker.call("probes.call", {"name": "greedy", "args": []}, on_ask=lambda probe, args: 7)
+        modest = worker.call("probes.call", {"name": "modest", "args": []}, on_ask=lambda probe, args: 7)
+        worker.end_submission()
+    assert not greedy.ok and "more than 3 times" in greedy.error.message, greedy.error
+    assert modest.ok and modest.value["value"] == [7, 7, 7], modest

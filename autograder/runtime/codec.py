@@ -201,7 +201,7 @@ def _load_array(raw: memoryview) -> np.ndarray:
 
 def _from_plain(obj: Any, arrays: list[np.ndarray], depth: int) -> Any:
     if depth < 0:
-        raise CodecError(f"a value nested more than {MAX_DEPTH} levels deep")
+        raise CodecError("a value nested too deeply")
     if isinstance(obj, list):
         return [_from_plain(v, arrays, depth - 1) for v in obj]
     if obj is None or isinstance(obj, (bool, int, float, str)):

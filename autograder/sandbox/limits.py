@@ -26,6 +26,7 @@ class Limits:
     reply_bytes: int = 16 * MIB  # largest value a call may send back
     replays: int = 6  # runs of the notebook when cells crash or hang it (each run skips the cells that did)
     restarts: int = 2  # sandbox restarts within one submission (the notebook replayed each time)
+    asks_per_call: int = 100_000  # follow-through questions one call may ask the grader (its deadline holds too)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

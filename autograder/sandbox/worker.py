@@ -51,7 +51,10 @@ from .doctor import cgroup_hierarchy, filter_off, has_gpu
 from .limits import Limits
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-MAX_ASKS = 100_000  # follow-through questions in one call
+
+class TooManyAsks(ProtocolError):
+    """A call asked more follow-through questions than ``Limits.asks_per_call``."""
+
 
 AskHandler = Callable[[str, Any], Any]  # (probe, decoded arguments) -> plain value; raise to refuse
 
@@ -239,17 +242,18 @@ class Worker:
         try:
             key = f"{probe}:{args['name']}" if isinstance(args.get("name"), str) else probe
             return self._call(Call(probe, seconds, key[:100]), encode(args), on_ask)
-        except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError):
+        except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError) as err:
             ran_out = self._group is not None and self._group.oom_kills() > oom_before
             self._recover()
-            cause = "the notebook used more memory than allowed" if ran_out else "it stopped answering"
+            cause = ("the notebook used more memory than allowed" if ran_out else str(err)
+                     if isinstance(err, TooManyAsks) else "it stopped answering")
             return CallResult(False, error=StudentError(ErrorKind.DEAD, message=(
                 f"the sandbox was restarted while running this test ({cause}); later tests ran in a fresh one")))
 
     def _call(self, call: Call, body: bytes, on_ask: AskHandler | None) -> CallResult:
         self._send(call, body)
         deadline = time.monotonic() + self.limits.grader_wait(call.seconds)
-        for _ in range(MAX_ASKS):
+        for _ in range(self.limits.asks_per_call + 1):  # the answers, then the reply
             message, data = self._recv(max(0.0, deadline - time.monotonic()), Reply, Ask)
             if isinstance(message, Reply):
                 if not message.ok:
@@ -260,7 +264,7 @@ class Worker:
                     return CallResult(False, error=StudentError(ErrorKind.UNSENDABLE, message=f"it returned {err}"))
             answer, answer_body = self._answer(message, data, on_ask)
             self._send(answer, answer_body)
-        raise ProtocolError("too many follow-through questions in one call")
+        raise TooManyAsks(f"it asked for a correct helper's value more than {self.limits.asks_per_call:,} times")
 
     def _answer(self, ask: Ask, data: bytes, on_ask: AskHandler | None) -> tuple[Answer, bytes]:
         """The reference's value for a follow-through question, or a refusal (never an exception)."""

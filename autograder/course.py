@@ -111,15 +111,24 @@ def points(assignment: str) -> dict[str, float]:
 
 def sandbox_imports(assignments: Sequence[str]) -> tuple[tuple[str, ...], bool]:
     """What a worker grading ``assignments`` imports before any student runs: the modules the released notebooks
-    import in the cells grading replays, and those the probes need; and whether to warm torch's optimizers."""
+    import in the cells grading replays, and those the probes need (a name with a leading dot is one of the sandbox
+    runtime's own modules); and whether to warm torch's optimizers."""
     modules = ["numpy"]
     warm = False
     for assignment in assignments:
         released = read_cells(released_notebook(assignment))
         modules += [m for c in released if c.kind == "code" and defines_only(c.source) for m in imported(c.source)]
         modules += suite(assignment).preload
+        if probe_module(assignment):  # imported before the fork, not in each graded function's call server
+            modules.append(f".probes_{assignment}")
         warm = warm or suite(assignment).warm_torch
     return tuple(dict.fromkeys(modules)), warm
+
+
+def probe_module(assignment: str) -> Path | None:
+    """The sandbox-side probes of ``assignment`` (``runtime/probes_<assignment>.py``), if it has its own."""
+    path = Path(__file__).resolve().parent / "runtime" / f"probes_{assignment}.py"
+    return path if path.is_file() else None
 
 
 def reference_files(assignment: str) -> list[Path]:
@@ -127,9 +136,8 @@ def reference_files(assignment: str) -> list[Path]:
     package = Path(__file__).resolve().parent
     files = [course_root() / "solutions" / f"{assignment}.py", package / "checks" / f"{assignment}.py",
              package / "runtime" / "probes.py", package / "runtime" / "codec.py", package / "compare.py",
-             package / "policy.py"]
-    own = package / "runtime" / f"probes_{assignment}.py"
-    return [f for f in [*files, own] if f.is_file()]
+             package / "policy.py", probe_module(assignment)]
+    return [f for f in files if f is not None and f.is_file()]
 
 
 def secret_paths() -> list[Path]:

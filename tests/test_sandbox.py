@@ -164,3 +164,17 @@ def test_a_call_that_asks_too_often_costs_that_call_only() -> None:
         worker.end_submission()
     assert not greedy.ok and "more than 3 times" in greedy.error.message, greedy.error
     assert modest.ok and modest.value["value"] == [7, 7, 7], modest
+
+
+@pytest.mark.parametrize("assignment", [a for a in course.available() if course.probe_module(a)])
+def test_an_assignments_probes_are_imported_once_before_any_student_runs(assignment) -> None:
+    """Every graded function gets a call server of its own (a fork of the notebook's final state): the probes those
+    servers run are imported by the sandbox before it forks, not once in each server."""
+    preload, warm = course.sandbox_imports([assignment])
+    module = f"dlgrade_runtime.probes_{assignment}"
+    cells = [{"index": 0, "source": f"import sys\nseen = {module!r} in sys.modules\ndef f():\n    return seen\n"}]
+    with Worker(0, Limits(cell_seconds=30), preload=preload, hide=course.secret_paths(), warm_torch=warm) as worker:
+        worker.run_notebook(cells)
+        seen = worker.call("probes.call", {"name": "f", "args": []}, seconds=30)
+        worker.end_submission()
+    assert seen.ok and seen.value["value"] is True, seen

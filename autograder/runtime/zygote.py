@@ -155,7 +155,7 @@ class Zygote:
             importlib.import_module(name)
         for name in self.cfg.get("preload", []):
             try:
-                importlib.import_module(name)
+                importlib.import_module(name, __package__)  # ".probes_a2_mlp": this runtime's own
                 done.append(name)
             except Exception:  # noqa: BLE001 - a missing optional library only costs speed
                 continue

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import compileall
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 
 from autograder import course, samples
 from autograder.sandbox import Limits, Worker, protection_table, protections
+from autograder.sandbox import worker as worker_module
 
 A1 = "a1_linear_regression"
 
@@ -178,3 +181,19 @@ def test_an_assignments_probes_are_imported_once_before_any_student_runs(assignm
         seen = worker.call("probes.call", {"name": "f", "args": []}, seconds=30)
         worker.end_submission()
     assert seen.ok and seen.value["value"] is True, seen
+
+
+def test_the_sandbox_starts_from_the_installations_compiled_runtime(tmp_path, monkeypatch) -> None:
+    """pip compiles an installed package: each sandbox takes those files along instead of compiling its runtime at
+    every start."""
+    compiled = tmp_path / "runtime"
+    shutil.copytree(worker_module.RUNTIME_DIR, compiled, ignore=shutil.ignore_patterns("__pycache__"))
+    assert compileall.compile_dir(compiled, quiet=1)
+    monkeypatch.setattr(worker_module, "RUNTIME_DIR", compiled)
+    cells = [{"index": 0, "source": "import os, dlgrade_runtime.protocol as p\n"
+                                    "def compiled():\n    return os.path.exists(p.__cached__)\n"}]
+    with Worker(0, Limits(cell_seconds=30), hide=course.secret_paths()) as worker:
+        worker.run_notebook(cells)
+        found = worker.call("probes.call", {"name": "compiled", "args": []}, seconds=30)
+        worker.end_submission()
+    assert found.ok and found.value["value"] is True, found

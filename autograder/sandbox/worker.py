@@ -114,7 +114,7 @@ class Worker:
         """Start the resident process; it imports its libraries while the caller goes on (see :meth:`wait_ready`)."""
         self._scratch = Path(tempfile.mkdtemp(prefix="dlgrade-worker-"))
         runtime = self._scratch / "lib" / "dlgrade_runtime"
-        shutil.copytree(RUNTIME_DIR, runtime, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(RUNTIME_DIR, runtime)  # with its __pycache__ where the installation has one (pip compiles)
         sandboxed = bwrap.path()
         if not sandboxed and os.geteuid() == 0:
             os.chmod(self._scratch, 0o755)

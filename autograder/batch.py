@@ -23,7 +23,7 @@ from .grading import Grader, submission_fingerprint
 from .progress import Progress
 from .reports import write_reports, write_result
 from .results import SubmissionResult, read_result
-from .sandbox import Limits, Worker
+from .sandbox import Limits, Worker, cgroups
 from .untrusted import for_terminal
 
 
@@ -51,6 +51,7 @@ class Summary:
     errors: list[str] = field(default_factory=list)  # submissions left without a result
     failures: list[str] = field(default_factory=list)  # the grader failed, the submission still got a result
     seconds: float = 0.0
+    sandboxes: int = 0  # sandboxes started
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -167,7 +168,7 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
     if todo:
-        _run(todo, workers or os.cpu_count() or 1, limits, summary, log, course_dir)
+        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course_dir)
     if shard is None:
         write_reports(course_dir, log)
     else:  # shards may share one course folder: the merge step alone writes the CSV and the gradebook
@@ -180,12 +181,16 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
          log: Callable[[str], None], course_dir: Path) -> None:
     assignments = sorted({j.assignment for j in todo})
     preload, warm_torch = course.sandbox_imports(assignments)
+    teams = _teams(n_workers, len(todo))
     workers = [Worker(i, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch)
-               for i in range(min(n_workers, len(todo)))]
+               for i in range(sum(teams))]
     for worker in workers:  # the sandboxes import their libraries while the graders load checks and references
         worker.launch()
     crew = _Crew(course_dir, {a: Grader(a, course_dir) for a in assignments}, todo, summary)
-    threads = [threading.Thread(target=crew.work, args=(w,), daemon=True) for w in workers]
+    summary.sandboxes = len(workers)
+    starts = [sum(teams[:k]) for k in range(len(teams))]
+    threads = [threading.Thread(target=crew.work, args=(workers[at:at + size],), daemon=True)
+               for at, size in zip(starts, teams)]
     try:
         for thread in threads:
             thread.start()
@@ -202,6 +207,18 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
 
+# Sandboxes that share one submission's checks when there are more workers than submissions (one upload on a
+# machine with two cores): its longest check alone in one, the rest in the other. A third saves less than its start.
+TEAM = 2
+
+
+def _teams(n_workers: int, n_jobs: int) -> list[int]:
+    """How many sandboxes each worker thread holds: one, or up to ``TEAM`` when workers outnumber submissions."""
+    threads = max(1, min(n_workers, n_jobs))
+    size = max(1, min(TEAM, n_workers // threads))
+    return [size] * threads
+
+
 class _Crew:
     """The workers' shared queue of jobs: each worker thread takes the next job until none is left."""
 
@@ -214,31 +231,44 @@ class _Crew:
         self.lock = threading.Lock()
         self.stopping = threading.Event()  # the batch was interrupted: a grading cut short is not a result
 
-    def work(self, worker: Worker) -> None:
-        """One worker thread: start the sandbox, then grade jobs until the queue is empty."""
+    def work(self, team: list[Worker]) -> None:
+        """One worker thread: start its sandboxes, then grade jobs until the queue is empty. The first sandbox
+        grades; the others (helpers) take a share of each submission's checks, and one that cannot start is only
+        left out."""
+        worker, *helpers = team
         try:
             worker.wait_ready()
         except Exception as err:  # noqa: BLE001 - reported, other workers go on
             self._note(self.summary.errors, f"worker {worker.index} could not start: {err}")
+            for member in team:
+                member.close()
             return
+        ready = []
+        for helper in helpers:
+            try:
+                helper.wait_ready()
+                ready.append(helper)
+            except Exception:  # noqa: BLE001 - the submission is graded without it
+                helper.close()
         try:
             while not self.stopping.is_set():
                 try:
                     job = self.pending.get_nowait()
                 except queue.Empty:
                     return
-                self._grade(job, worker)
+                self._grade(job, worker, ready)
         finally:
-            worker.close()
+            for member in team:
+                member.close()
 
-    def _grade(self, job: Job, worker: Worker) -> None:
+    def _grade(self, job: Job, worker: Worker, helpers: list[Worker]) -> None:
         grader = self.graders[job.assignment]
         who = f"{for_terminal(job.student)}/{job.assignment}"
         if job.refused:
             result = grader.refusal(job.student, job.refused)
         else:
             try:
-                result = grader.grade(job.folder, worker, job.student)
+                result = grader.grade(job.folder, worker, job.student, helpers=helpers)
             except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
                 self._note(self.summary.failures, f"{who}: {type(err).__name__}: {for_terminal(str(err))}")
                 result = grader.failure(job.student, err)

@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("course_dir", nargs="?", default=".", type=Path, help="folder holding submitted/")
     grade.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
     grade.add_argument("--student", action="append", help="student id (repeatable; default: all)")
-    grade.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: CPU cores)")
+    grade.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: the CPU cores it may "
+                       "use, a container's CPU quota included)")
     grade.add_argument("--force", action="store_true", help="regrade submissions already graded")
     grade.add_argument("--shard", help="grade only shard i of n (i/n), for parallel machines")
     grade.add_argument("--shards", type=int, help="number of shards when the shard index comes from "

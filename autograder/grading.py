@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from . import course
 from .nbgrader_course import course_notebook
@@ -29,6 +31,8 @@ from .suite import Check, ReferenceSide, StudentSide, TestOutcome, run_check, st
 
 GRADER_VERSION = "3"  # 3: exact point shares, the function on each test, the autograded notebook, follow-through
 NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def fingerprint(data: bytes | None, assignment: str, points: dict[str, float] | None = None) -> str:
@@ -84,10 +88,12 @@ class Grader:
         return self.shares[check.function][k]
 
     def grade(self, folder_or_file: Path, worker: Worker, student: str = "",
-              only: Collection[str] | None = None) -> SubmissionResult:
+              only: Collection[str] | None = None, helpers: Sequence[Worker] = ()) -> SubmissionResult:
         """Grade the notebook in ``folder_or_file`` (a submission folder, or a notebook path). Whatever the notebook
         holds or does, this returns a result. ``only``: run the checks of these functions alone (the others are
-        left out of the result: a test about one function needs no others)."""
+        left out of the result: a test about one function needs no others). ``helpers``: more ready sandboxes that
+        take a share of the checks (each replays the notebook too); one that fails is left out, never the
+        submission."""
         start = time.perf_counter()
         notes: list[str] = []
         path = folder_or_file
@@ -110,16 +116,16 @@ class Grader:
             return self._zero(student, f"The notebook could not be graded: {err}.", start, extra)
         if not has_nbgrader_metadata(cells):
             notes.append("the notebook has lost its nbgrader metadata; functions were found by name")
-        try:
-            run = worker.run_notebook(cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources))
-        except SandboxError as err:
-            return self._zero(student, f"The grader's sandbox failed while running the notebook ({err}). "
+        run, team = self._replay(cells, [worker, *helpers])
+        if isinstance(run, SandboxError):
+            return self._zero(student, f"The grader's sandbox failed while running the notebook ({run}). "
                               f"{NOT_YOUR_FAULT}", start, extra)
         try:
             notes += cell_notes(cells, run)
-            outcomes = self._run_checks(worker, only)
+            outcomes = self._run_checks(team, only)
         finally:
-            worker.end_submission()
+            for member in team:
+                member.end_submission()
         result = self._result(student, outcomes, notes, start, extra)
         errors = [o.grader_error for o in outcomes if o.grader_error]
         if errors:  # the TA hears of it (dlgrade grade warns); the student's tests say it is not their fault
@@ -128,24 +134,62 @@ class Grader:
         result.cells = cells
         return result
 
-    def _run_checks(self, student: StudentSide, only: Collection[str] | None = None) -> list[TestOutcome]:
-        """Every check in order; a function whose helper failed is judged with the reference's helper."""
+    def _replay(self, cells: list[Cell], workers: list[Worker]) -> tuple[Started | SandboxError, list[Worker]]:
+        """Run the notebook in every sandbox at once: the first one's run (or why it failed), and the sandboxes
+        that hold the notebook now (none when the first failed: then the submission's grading ends here)."""
+        replays = _each(workers, lambda w: w.run_notebook(
+            cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources)))
+        team = [w for w, replay in zip(workers, replays) if not isinstance(replay, Exception)]
+        run = replays[0]
+        if isinstance(run, Exception):
+            for member in team:
+                member.end_submission()
+            if not isinstance(run, SandboxError):
+                raise run
+            return run, []
+        return run, team
+
+    def _run_checks(self, students: StudentSide | Sequence[StudentSide],
+                    only: Collection[str] | None = None) -> list[TestOutcome]:
+        """Every check, reported in suite order; a function whose helper failed is judged with the reference's
+        helper. With several student sides (sandboxes holding the same notebook), each judges a share of the
+        :meth:`~autograder.suite.Suite.groups` at once: the verdicts are those of judging them one after another."""
+        team = list(students) if isinstance(students, Sequence) else [students]
+        functions = [f for f in self.suite.functions if only is None or f in only]
+        shares = _balance([[c for c in self.suite.checks if c.function in group]
+                           for group in self.suite.groups(functions)], len(team))
+        done = _each(list(zip(team, shares)), lambda pair: self._run_in_order(pair[1], pair[0]))
+        for outcome in done:
+            if isinstance(outcome, Exception):
+                raise outcome
+        outcomes = sorted((o for share in done for o in share), key=lambda o: self.suite.checks.index(o.check))
+        self._note_coupled(outcomes)
+        return outcomes
+
+    def _run_in_order(self, checks: list[Check], student: StudentSide) -> list[TestOutcome]:
+        """``checks`` one after another on one student side, with follow-through for helpers that failed."""
         failed: set[str] = set()
         outcomes = []
-        for check in self.suite.checks:
-            if only is not None and check.function not in only:
-                continue
+        for check in checks:
             stubs = [h for h in self.suite.depends.get(check.function, []) if h in failed]
             outcome = self._run_one(check, student, stubs)
-            coupled = [h for h in self.suite.coupled.get(check.function, []) if h in failed]
-            if coupled and not outcome.passed:
-                outcome.output += (f"\nNote: your {' and '.join(coupled)} fails its own tests, and {check.function} "
-                                   "depends on it in a way follow-through cannot replace: that mistake may show "
-                                   "here too.")
             if not outcome.passed and not check.advisory:
                 failed.add(check.function)
             outcomes.append(outcome)
         return outcomes
+
+    def _note_coupled(self, outcomes: list[TestOutcome]) -> None:
+        """A failed check of a function that a failed helper may have cost it (``Suite.coupled``) says so."""
+        failed: set[str] = set()
+        for outcome in outcomes:
+            function = outcome.check.function
+            coupled = [h for h in self.suite.coupled.get(function, []) if h in failed]
+            if coupled and not outcome.passed:
+                outcome.output += (f"\nNote: your {' and '.join(coupled)} fails its own tests, and {function} "
+                                   "depends on it in a way follow-through cannot replace: that mistake may show "
+                                   "here too.")
+            if not outcome.passed and not outcome.check.advisory:
+                failed.add(function)
 
     def _run_one(self, check: Check, student: StudentSide, stubs: list[str]) -> TestOutcome:
         start = time.perf_counter()
@@ -205,6 +249,36 @@ def warm_reference_cache(assignment: str) -> Path:
         run_check(check, student, grader.reference)
     grader.reference.cache.save()
     return grader.reference.cache.path
+
+
+# A check that trains the student's model (Check.trains) takes about as long as this many others (a3's fit_cubic: 0.7 s
+# against 0.03 s for a typical check); it decides how a submission's checks are shared between sandboxes.
+TRAINING_WEIGHT = 25
+
+
+def _balance(groups: list[list[Check]], n: int) -> list[list[Check]]:
+    """``groups`` of checks dealt to ``n`` shares, longest first, each to the share with the least work so far."""
+    shares: list[list[Check]] = [[] for _ in range(max(1, n))]
+    load = [0] * len(shares)
+    for group in sorted(groups, key=lambda g: -sum(TRAINING_WEIGHT if c.trains else 1 for c in g)):
+        k = load.index(min(load))
+        shares[k] += group
+        load[k] += sum(TRAINING_WEIGHT if c.trains else 1 for c in group)
+    return [share for share in shares if share] or [[]]
+
+
+def _each(items: list[T], fn: Callable[[T], R]) -> list[R | Exception]:
+    """``fn`` on every item, at once when there are several (one thread each); an exception is returned as a value."""
+    def guarded(item: T) -> R | Exception:
+        try:
+            return fn(item)
+        except Exception as err:  # noqa: BLE001 - returned to the caller, which decides
+            return err
+
+    if len(items) == 1:
+        return [guarded(items[0])]
+    with ThreadPoolExecutor(len(items)) as pool:
+        return list(pool.map(guarded, items))
 
 
 def cell_notes(cells: list[Cell], run: Started) -> list[str]:

@@ -13,7 +13,7 @@ import hashlib
 import inspect
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, NoReturn, Protocol
@@ -201,6 +201,24 @@ class Suite:
     checks: list[Check] = field(default_factory=list)
     preload: tuple[str, ...] = ()  # modules the probes need in the sandbox (the notebook's imports are added)
     warm_torch: bool = False  # the probes train with optimizers: pay torch's lazy imports once per worker
+
+    def groups(self, functions: Collection[str]) -> list[list[str]]:
+        """``functions`` (in suite order) in groups closed under :attr:`depends`: a function and the helpers it
+        calls, whose own verdicts decide its follow-through, are judged one after another on one student process;
+        different groups may be judged at once, in different sandboxes."""
+        wanted = [f for f in self.functions if f in functions]
+        group = {f: {f} for f in wanted}
+        for function in wanted:
+            for helper in self.depends.get(function, []):
+                if helper in group and group[helper] is not group[function]:
+                    merged = group[function] | group[helper]
+                    for member in merged:
+                        group[member] = merged
+        found: list[list[str]] = []
+        for function in wanted:
+            if not any(function in g for g in found):
+                found.append([f for f in wanted if f in group[function]])
+        return found
 
     @property
     def typical_mistakes(self) -> dict[str, str]:

@@ -222,3 +222,59 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def usable_cores(root: Path = Path("/sys/fs/cgroup"), self_cgroup: Path = Path("/proc/self/cgroup")) -> int:
+    """CPU cores this process may keep busy: its CPU affinity, capped by a CPU quota on its cgroup or any parent
+    (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), as a container limited to ``--cpus`` has."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    quota = _cpu_quota(root, self_cgroup)
+    return max(1, min(cores, int(quota))) if quota is not None else cores
+
+
+def _cpu_quota(root: Path, self_cgroup: Path) -> float | None:
+    """The smallest CPU quota (in cores) on this process's cgroup and its parents, or None where there is none."""
+    try:
+        lines = self_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and controllers == "":
+            folder, read = root, _v2_quota
+        elif "cpu" in controllers.split(","):
+            folder, read = root / controllers, _v1_quota
+            if not folder.is_dir():
+                folder = root / "cpu"
+        else:
+            continue
+        at = folder / path.strip("/")
+        for level in [at, *at.parents]:
+            quota = read(level)
+            if quota is not None:
+                quotas.append(quota)
+            if level == folder:
+                break
+    return min(quotas) if quotas else None
+
+
+def _v2_quota(folder: Path) -> float | None:
+    try:
+        limit, period = (folder / "cpu.max").read_text().split()
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def _v1_quota(folder: Path) -> float | None:
+    try:
+        limit = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if limit <= 0 or period <= 0 else limit / period

@@ -156,8 +156,10 @@ def is_current(job: Job, points: dict[str, float] | None = None) -> bool:
 def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
                  students: Sequence[str] | None = None, workers: int | None = None, force: bool = False,
                  shard: tuple[int, int] | None = None, limits: Limits | None = None,
-                 log: Callable[[str], None] | None = None) -> Summary:
-    """Grade every (matching, changed) submission; write results, then the CSV, plot and gradebook."""
+                 log: Callable[[str], None] | None = None, first: Worker | None = None) -> Summary:
+    """Grade every (matching, changed) submission; write results, then the CSV, plot and gradebook. ``first``: a
+    sandbox the caller spawned already (:meth:`Worker.spawn`), taken as the first worker when its limits are the
+    batch's; the caller closes it."""
     log = log or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
     jobs = [j for j in discover(course_dir, assignments, students) if in_shard(j, shard)]
@@ -168,7 +170,7 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
     if todo:
-        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course_dir)
+        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course_dir, first)
     if shard is None:
         write_reports(course_dir, log)
     else:  # shards may share one course folder: the merge step alone writes the CSV and the gradebook
@@ -178,14 +180,21 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
 
 
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
-         log: Callable[[str], None], course_dir: Path) -> None:
+         log: Callable[[str], None], course_dir: Path, first: Worker | None) -> None:
     assignments = sorted({j.assignment for j in todo})
     preload, warm_torch = course.sandbox_imports(assignments)
     teams = _teams(n_workers, len(todo))
-    workers = [Worker(i, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch)
-               for i in range(sum(teams))]
-    for worker in workers:  # the sandboxes import their libraries while the graders load checks and references
-        worker.launch()
+    if first is not None and first.limits != (limits or Limits()):
+        first.close()  # a sandbox for other limits: worker 0 is started afresh (under the same uid)
+        first = None
+    workers = []
+    for i in range(sum(teams)):  # the sandboxes import their libraries while the graders load checks and references
+        if i == 0 and first is not None and first.limits == (limits or Limits()):
+            first.load(preload, warm_torch)
+            workers.append(first)
+        else:
+            workers.append(Worker(i, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch))
+            workers[-1].launch()
     crew = _Crew(course_dir, {a: Grader(a, course_dir) for a in assignments}, todo, summary)
     summary.sandboxes = len(workers)
     starts = [sum(teams[:k]) for k in range(len(teams))]

@@ -54,25 +54,33 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlgrade`` and ``python -m autograder``."""
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
-    from .batch import BatchError
-    from .course import CourseError
-    from .notebook import NotebookError
-    from .reports import give_to_course_owner
-    from .sandbox import SandboxError
-    from .settings import SettingError
-
     try:
         return _dispatch(args)
-    except (BatchError, CourseError, NotebookError, SandboxError, SettingError) as err:
-        print(f"dlgrade {args.command}: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished submissions are saved; run the same command again to resume",
               file=sys.stderr)
         return 130
+    except Exception as err:
+        if not isinstance(err, _user_errors()):
+            raise
+        print(f"dlgrade {args.command}: {err}", file=sys.stderr)
+        return 2
     finally:
         if args.command in ("grade", "merge"):
+            from .reports import give_to_course_owner
+
             give_to_course_owner(args.course_dir)  # what we wrote, even if interrupted
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's to fix (a message and exit status 2, no traceback); imported when one occurs."""
+    from .batch import BatchError
+    from .course import CourseError
+    from .notebook import NotebookError
+    from .sandbox import SandboxError
+    from .settings import SettingError
+
+    return BatchError, CourseError, NotebookError, SandboxError, SettingError
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -84,18 +92,27 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from .batch import BatchError, grade_course, parse_shard, shard_from_env
-    from .reports import summary_table
-    from .sandbox import protection_table
+    from . import course
+    from .sandbox import Worker, protection_table
 
-    if not args.course_dir.is_dir():
-        raise BatchError(f"{args.course_dir} is not a folder")
-    if args.workers is not None and args.workers < 1:
-        raise BatchError("--workers must be at least 1")
-    print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
-    summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
-                           workers=args.workers, force=args.force,
-                           shard=parse_shard(args.shard) or shard_from_env(args.shards))
+    if not args.course_dir.is_dir() or (args.workers is not None and args.workers < 1):
+        from .batch import BatchError
+
+        raise BatchError(f"{args.course_dir} is not a folder" if not args.course_dir.is_dir()
+                         else "--workers must be at least 1")
+    # the first sandbox starts Python and its runtime while this process imports the grader and reads the course
+    first = Worker(0, hide=course.secret_paths())
+    first.spawn()
+    try:
+        print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
+        from .batch import grade_course, parse_shard, shard_from_env
+        from .reports import summary_table
+
+        summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
+                               workers=args.workers, force=args.force,
+                               shard=parse_shard(args.shard) or shard_from_env(args.shards), first=first)
+    finally:
+        first.close()  # when the batch had nothing for it
     print(summary_table(summary.graded))
     print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
           f"see {args.course_dir / 'grades.csv'}")

@@ -15,10 +15,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from . import settings
 from .notebook import defines_only, grade_cell_points, imported, read_cells
-from .suite import Suite
+
+if TYPE_CHECKING:  # imported with the checks (and numpy): the CLI starts a sandbox before it needs them
+    from .suite import Suite
 
 ASSIGNMENTS = {
     "a1_linear_regression": "linear_regression.ipynb",

@@ -18,6 +18,7 @@ from autograder import course, samples
 from autograder.batch import BatchError, discover, grade_course, in_shard, parse_shard
 from autograder.reports import write_reports
 from autograder.results import read_result
+from autograder.sandbox import Worker
 from autograder.sandbox.doctor import USER
 
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
@@ -204,3 +205,26 @@ def test_as_root_what_the_grader_writes_belongs_to_the_course_owner(tmp_path) ->
     written = [root / "grades.csv", root / "grades.svg", *(root / "graded").rglob("*")]
     assert len(written) >= 6 and all(p.exists() for p in written)
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(ta, ta)}
+
+
+def test_a_sandbox_spawned_before_the_course_was_read_grades_or_is_closed(tmp_path) -> None:
+    """`dlgrade grade` spawns its first sandbox before it reads the course: the batch takes it as its first worker
+    (and tells it what to import), or closes it when it was made for other limits, whose sandbox starts afresh."""
+    make_course(tmp_path, 1)
+    full = sum(course.points(A1).values())
+    first = Worker(0, TEST_LIMITS, hide=course.secret_paths())
+    first.spawn()
+    try:
+        adopted = grade_course(tmp_path, workers=1, limits=TEST_LIMITS, first=first)
+    finally:
+        first.close()
+    assert first.ready is not None and "numpy" in first.ready.preloaded
+    assert [r.score for r in adopted.graded] == [full] and adopted.sandboxes == 1
+    other = Worker(0, hide=course.secret_paths())  # the default limits, not the batch's
+    other.spawn()
+    try:
+        fresh = grade_course(tmp_path, workers=1, limits=TEST_LIMITS, force=True, first=other)
+        assert other.proc is None and other.ready is None  # closed unused
+    finally:
+        other.close()
+    assert [r.score for r in fresh.graded] == [full]

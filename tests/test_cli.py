@@ -77,3 +77,37 @@ def test_demo_grades_every_kind_of_submission(tmp_path) -> None:
         assert "lost points on" in rows[f"ben/{assignment}"]
         assert "0.00 /" in rows[f"eve/{assignment}"] and "not valid JSON" in rows[f"eve/{assignment}"]
     assert (Path(tmp_path / "demo") / "grades.csv").is_file()
+
+
+def test_grade_starts_its_first_sandbox_before_importing_numpy_or_the_checks() -> None:
+    """What `dlgrade grade` imports before it spawns the first sandbox (the CLI, the course's paths, the sandbox
+    package) is light: the sandbox starts Python while the grader imports the rest, not after."""
+    code = ("import sys, autograder.cli, autograder.course, autograder.sandbox\n"
+            "heavy = ('numpy', 'torch', 'autograder.suite', 'autograder.grading')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["grade", "{tmp}/nope"], "is not a folder"),
+    (["grade", "{tmp}", "--workers", "0"], "--workers must be at least 1"),
+    (["grade", "{tmp}", "--shard", "3/2"], "shard"),  # found after the first sandbox was spawned
+    (["grade", "{tmp}"], "has no submitted/ folder"),  # a course with nothing to grade: no use for the sandbox
+])
+def test_grade_explains_what_is_wrong_and_leaves_no_sandbox_behind(tmp_path, args, message) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = dlgrade(*[a.format(tmp=tmp_path) for a in args], env={"TMPDIR": str(scratch)})
+    assert message in done.stderr + done.stdout and "Traceback" not in done.stderr, done.stderr
+    assert list(scratch.iterdir()) == []  # every sandbox's folder removed
+    running = [p.read_bytes() for p in Path("/proc").glob("[0-9]*/cmdline") if _readable(p)]
+    assert not [c for c in running if str(scratch).encode() in c]  # and no process of one left
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+        return True
+    except OSError:
+        return False

@@ -10,6 +10,7 @@ from autograder.runtime import protocol as p
 
 
 @pytest.mark.parametrize("message", [
+    p.Preload(("numpy", "torch.utils.data", ".probes_a3_training_loop"), True),
     p.Ready(("numpy",), 12, 0, None, "switched off"), p.Start({"cell_seconds": 3.0}), p.CellStart(4),
     p.CellDone(4, p.StudentError(p.ErrorKind.EXCEPTION, "ValueError", "bad", (p.TraceFrame("<cell 4>", 2, "f", "x"),))),
     p.CellDone(5), p.CellsDone(), p.Call("probes.call", 2.5, "mse_loss"), p.Ask("probes.call"), p.Answer(),
@@ -36,6 +37,8 @@ def test_started_carries_its_cell_reports_in_the_body() -> None:
     ({"op": "call", "probe": "p", "seconds": float("nan"), "key": "k"}, (p.Call,), "non-negative number"),
     ({"op": "start", "limits": {}}, (p.Reply, p.Ask), "unexpected 'start' message"),
     ({"op": "launch"}, (p.Reply,), "unknown message"),
+    ({"op": "preload", "modules": ["os; import x"], "warm_torch": False}, (p.Preload,), "module names"),
+    ({"op": "preload", "modules": "torch", "warm_torch": False}, (p.Preload,), "module names"),
 ])
 def test_malformed_or_unexpected_messages_are_protocol_errors(header, expected, reason) -> None:
     with pytest.raises(p.ProtocolError, match=reason):

@@ -8,7 +8,8 @@ a forged or malformed one fails that submission with a reason, never the worker.
 
 Who sends what:
 
-- grader -> zygote: ``Start`` (body: the cells), ``Call`` (body: arguments), ``Answer`` (to an ``Ask``), ``End``
+- grader -> zygote: ``Preload`` (once, first), ``Start`` (body: the cells), ``Call`` (body: arguments),
+  ``Answer`` (to an ``Ask``), ``End``
 - zygote -> grader: ``Ready``, ``Started``, ``Reply`` / ``Ask`` (relayed from the student side), ``Ended``,
   ``Failed``
 - student process -> zygote: ``CellStart``, ``CellDone``, ``CellsDone``, then ``Reply`` / ``Ask`` for calls
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import select
 import struct
 import time
@@ -36,6 +38,7 @@ MAX_TEXT = 600  # characters kept of any string from the student side
 class Op(str, Enum):
     """The kind of a message."""
 
+    PRELOAD = "preload"
     READY = "ready"
     START = "start"
     STARTED = "started"
@@ -157,6 +160,29 @@ class Message:
     @classmethod
     def from_wire(cls, obj: dict) -> Message:
         return cls()
+
+
+@dataclass(frozen=True)
+class Preload(Message):
+    """What the zygote imports before it reports :class:`Ready`: the assignment's modules (a name with a leading dot
+    is one of the runtime's own), and whether to pay torch's lazy imports for training."""
+
+    op: ClassVar[Op] = Op.PRELOAD
+    modules: tuple[str, ...] = ()
+    warm_torch: bool = False
+
+    def to_wire(self) -> dict:
+        return {"op": self.op.value, "modules": list(self.modules), "warm_torch": self.warm_torch}
+
+    @classmethod
+    def from_wire(cls, obj: dict) -> Preload:
+        modules = obj.get("modules")
+        if not (isinstance(modules, list) and all(isinstance(m, str) and _MODULE.match(m) for m in modules)):
+            raise ProtocolError("modules must be a list of module names")
+        return cls(tuple(modules), _bool(obj.get("warm_torch"), "warm_torch"))
+
+
+_MODULE = re.compile(r"^\.?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
@@ -392,7 +418,7 @@ class Failed(Message):
 
 
 RECORDS: dict[Op, type[Message]] = {cls.op: cls for cls in (
-    Ready, Start, CellStart, CellDone, CellsDone, Started, Call, Ask, Answer, Reply, End, Ended, Failed)}
+    Preload, Ready, Start, CellStart, CellDone, CellsDone, Started, Call, Ask, Answer, Reply, End, Ended, Failed)}
 
 
 def parse(header: Any, *expected: type[Message]) -> Message:

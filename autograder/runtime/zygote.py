@@ -34,6 +34,7 @@ from .protocol import (
     ErrorKind,
     Failed,
     FdReader,
+    Preload,
     ProtocolError,
     Ready,
     Reply,
@@ -116,13 +117,11 @@ class Zygote:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def serve(self) -> None:
-        preloaded = self._preload()
-        broken, no_filter = self._self_check()
-        if not self.cfg.get("private_tmp"):
-            cleanup.world_writable_folders()  # walked once, before any student runs
-        self._clean_host()
-        send(self.out, Ready(tuple(preloaded), os.getpid(), os.geteuid(), broken, no_filter))
-        if broken:
+        ready = self._get_ready()
+        if ready is None:
+            return
+        send(self.out, ready)
+        if ready.broken:
             return
         while True:
             try:
@@ -149,11 +148,24 @@ class Zygote:
                     pass  # the grader restarts this worker on Failed
                 send(self.out, Failed(f"{type(err).__name__}: {err}"))
 
-    def _preload(self) -> list[str]:
-        done = []
+    def _get_ready(self) -> Ready | None:
+        """Everything before the first submission; None when the grader went away meanwhile."""
         for name in STDLIB:
             importlib.import_module(name)
-        for name in self.cfg.get("preload", []):
+        broken, no_filter = self._self_check()
+        if not self.cfg.get("private_tmp"):
+            cleanup.world_writable_folders()  # walked once, before any student runs
+        self._clean_host()
+        try:  # what the assignment needs: the grader may have started this process before it knew
+            header, _ = self.inbox.recv(None)
+            preloaded = self._preload(parse(header, Preload))
+        except (EOFError, ProtocolError):
+            return None
+        return Ready(tuple(preloaded), os.getpid(), os.geteuid(), broken, no_filter)
+
+    def _preload(self, request: Preload) -> list[str]:
+        done = []
+        for name in request.modules:
             try:
                 importlib.import_module(name, __package__)  # ".probes_a2_mlp": this runtime's own
                 done.append(name)
@@ -169,7 +181,7 @@ class Zygote:
             from . import lazy_dynamo
 
             lazy_dynamo.install()
-            if self.cfg.get("warm_torch"):
+            if request.warm_torch:
                 _warm_torch()
         return done
 

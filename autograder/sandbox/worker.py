@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from .. import settings
-from ..runtime.codec import CodecError, DecodeLimits, decode, encode
 from ..runtime.protocol import (
     Answer,
     Ask,
@@ -37,6 +37,7 @@ from ..runtime.protocol import (
     ErrorKind,
     Failed,
     FdReader,
+    Preload,
     ProtocolError,
     Ready,
     Reply,
@@ -50,6 +51,9 @@ from . import bwrap, cgroups
 from .doctor import cgroup_hierarchy, filter_off, has_gpu
 from .limits import Limits
 
+if TYPE_CHECKING:
+    from ..runtime.codec import DecodeLimits
+
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 
 class TooManyAsks(ProtocolError):
@@ -57,6 +61,13 @@ class TooManyAsks(ProtocolError):
 
 
 AskHandler = Callable[[str, Any], Any]  # (probe, decoded arguments) -> plain value; raise to refuse
+
+
+def _codec() -> ModuleType:
+    """The value codec, imported with numpy on the first call: spawning a sandbox needs neither."""
+    from ..runtime import codec
+
+    return codec
 
 
 class SandboxError(RuntimeError):
@@ -95,7 +106,6 @@ class Worker:
         self._group: cgroups.Group | None = None
         self._scratch: Path | None = None
         self._submission: _Submission | None = None
-        self._decode = DecodeLimits(max_bytes=self.limits.reply_bytes)
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> Worker:
@@ -112,6 +122,12 @@ class Worker:
 
     def launch(self) -> None:
         """Start the resident process; it imports its libraries while the caller goes on (see :meth:`wait_ready`)."""
+        self.spawn()
+        self.load(self.preload, self.warm_torch)
+
+    def spawn(self) -> None:
+        """Start the resident process: it starts Python and the runtime, then waits for :meth:`load` to say what
+        else to import. A caller that does not know yet (the CLI, before it has read the course) spawns first."""
         self._scratch = Path(tempfile.mkdtemp(prefix="dlgrade-worker-"))
         runtime = self._scratch / "lib" / "dlgrade_runtime"
         shutil.copytree(RUNTIME_DIR, runtime)  # with its __pycache__ where the installation has one (pip compiles)
@@ -120,7 +136,7 @@ class Worker:
             os.chmod(self._scratch, 0o755)
         cfg = {"workdir": "/tmp/work" if sandboxed else str(self._scratch / "work"),
                "uid": settings.current().uid_base + self.index, "gid": settings.current().uid_base + self.index,
-               "preload": list(self.preload), "warm_torch": self.warm_torch, "private_tmp": bool(sandboxed),
+               "private_tmp": bool(sandboxed),
                "gpu": has_gpu(), "seccomp": filter_off() is None, "debug": settings.current().debug}
         argv = [sys.executable, "-s", "-m", "dlgrade_runtime.zygote", json.dumps(cfg)]
         if sandboxed:
@@ -138,6 +154,14 @@ class Worker:
             env=env, cwd="/", preexec_fn=self._before_exec, start_new_session=True,
         )
         self._reader = FdReader(self.proc.stdout.fileno(), max(self.limits.reply_bytes, 64 * 2**20))
+
+    def load(self, preload: Sequence[str], warm_torch: bool = False) -> None:
+        """Tell the spawned process what to import before it reports ready (see :func:`course.sandbox_imports`)."""
+        self.preload, self.warm_torch = tuple(preload), warm_torch
+        try:
+            self._send(Preload(self.preload, warm_torch))
+        except OSError:
+            pass  # it died already: wait_ready says so
 
     def wait_ready(self) -> None:
         """Wait until the launched process has imported its libraries and checked that student code can run."""
@@ -197,7 +221,7 @@ class Worker:
             self._group.join()
 
     # -- talking to it ------------------------------------------------------------------------------
-    def _send(self, message: Start | Call | Answer | End, body: bytes = b"") -> None:
+    def _send(self, message: Preload | Start | Call | Answer | End, body: bytes = b"") -> None:
         if self.proc is None:
             raise SandboxError("worker not started")
         send(self.proc.stdin.fileno(), message, body, timeout=30)
@@ -241,7 +265,7 @@ class Worker:
         oom_before = self._group.oom_kills() if self._group else 0
         try:
             key = f"{probe}:{args['name']}" if isinstance(args.get("name"), str) else probe
-            return self._call(Call(probe, seconds, key[:100]), encode(args), on_ask)
+            return self._call(Call(probe, seconds, key[:100]), _codec().encode(args), on_ask)
         except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError) as err:
             ran_out = self._group is not None and self._group.oom_kills() > oom_before
             self._recover()
@@ -251,6 +275,7 @@ class Worker:
                 f"the sandbox was restarted while running this test ({cause}); later tests ran in a fresh one")))
 
     def _call(self, call: Call, body: bytes, on_ask: AskHandler | None) -> CallResult:
+        codec = _codec()
         self._send(call, body)
         deadline = time.monotonic() + self.limits.grader_wait(call.seconds)
         for _ in range(self.limits.asks_per_call + 1):  # the answers, then the reply
@@ -259,8 +284,8 @@ class Worker:
                 if not message.ok:
                     return CallResult(False, error=message.error)
                 try:
-                    return CallResult(True, value=decode(data, self._decode))
-                except CodecError as err:
+                    return CallResult(True, value=codec.decode(data, self._decode))
+                except codec.CodecError as err:
                     return CallResult(False, error=StudentError(ErrorKind.UNSENDABLE, message=f"it returned {err}"))
             answer, answer_body = self._answer(message, data, on_ask)
             self._send(answer, answer_body)
@@ -270,10 +295,15 @@ class Worker:
         """The reference's value for a follow-through question, or a refusal (never an exception)."""
         if on_ask is None:
             return Answer(StudentError(ErrorKind.EXCEPTION, message="no follow-through in this test")), b""
+        codec = _codec()
         try:
-            return Answer(), encode(on_ask(ask.probe, decode(data, self._decode)), self._decode)
+            return Answer(), codec.encode(on_ask(ask.probe, codec.decode(data, self._decode)), self._decode)
         except Exception as err:  # noqa: BLE001 - the helper's caller passed arguments the reference refuses
             return Answer(StudentError(ErrorKind.EXCEPTION, type(err).__name__, str(err)[:300])), b""
+
+    @property
+    def _decode(self) -> DecodeLimits:
+        return _codec().DecodeLimits(max_bytes=self.limits.reply_bytes)
 
     def _left(self) -> float:
         if self._submission is None:

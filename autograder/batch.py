@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import course, nbgrader_course
-from .grading import Grader, submission_fingerprint
+from .grading import Grader, in_parallel, raise_first, submission_fingerprint
 from .progress import Progress
 from .reports import write_reports, write_result
 from .results import SubmissionResult, read_result
@@ -267,8 +267,7 @@ class _Crew:
                     return
                 self._grade(job, worker, ready)
         finally:
-            for member in team:
-                member.close()
+            raise_first(in_parallel(team, lambda w: w.close()))
 
     def _grade(self, job: Job, worker: Worker, helpers: list[Worker]) -> None:
         grader = self.graders[job.assignment]

@@ -124,8 +124,7 @@ class Grader:
             notes += cell_notes(cells, run)
             outcomes = self._run_checks(team, only)
         finally:
-            for member in team:
-                member.end_submission()
+            raise_first(in_parallel(team, lambda w: w.end_submission()))
         result = self._result(student, outcomes, notes, start, extra)
         errors = [o.grader_error for o in outcomes if o.grader_error]
         if errors:  # the TA hears of it (dlgrade grade warns); the student's tests say it is not their fault
@@ -137,7 +136,7 @@ class Grader:
     def _replay(self, cells: list[Cell], workers: list[Worker]) -> tuple[Started | SandboxError, list[Worker]]:
         """Run the notebook in every sandbox at once: the first one's run (or why it failed), and the sandboxes
         that hold the notebook now (none when the first failed: then the submission's grading ends here)."""
-        replays = _each(workers, lambda w: w.run_notebook(
+        replays = in_parallel(workers, lambda w: w.run_notebook(
             cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources)))
         team = [w for w, replay in zip(workers, replays) if not isinstance(replay, Exception)]
         run = replays[0]
@@ -158,10 +157,8 @@ class Grader:
         functions = [f for f in self.suite.functions if only is None or f in only]
         shares = _balance([[c for c in self.suite.checks if c.function in group]
                            for group in self.suite.groups(functions)], len(team))
-        done = _each(list(zip(team, shares)), lambda pair: self._run_in_order(pair[1], pair[0]))
-        for outcome in done:
-            if isinstance(outcome, Exception):
-                raise outcome
+        done = in_parallel(list(zip(team, shares)), lambda pair: self._run_in_order(pair[1], pair[0]))
+        raise_first(done)
         outcomes = sorted((o for share in done for o in share), key=lambda o: self.suite.checks.index(o.check))
         self._note_coupled(outcomes)
         return outcomes
@@ -267,8 +264,9 @@ def _balance(groups: list[list[Check]], n: int) -> list[list[Check]]:
     return [share for share in shares if share] or [[]]
 
 
-def _each(items: list[T], fn: Callable[[T], R]) -> list[R | Exception]:
-    """``fn`` on every item, at once when there are several (one thread each); an exception is returned as a value."""
+def in_parallel(items: list[T], fn: Callable[[T], R]) -> list[R | Exception]:
+    """``fn`` on every item, at once when there are several (one thread each); an exception is returned as a value.
+    Used for the sandboxes that share one submission (:meth:`Grader.grade`)."""
     def guarded(item: T) -> R | Exception:
         try:
             return fn(item)
@@ -279,6 +277,13 @@ def _each(items: list[T], fn: Callable[[T], R]) -> list[R | Exception]:
         return [guarded(items[0])]
     with ThreadPoolExecutor(len(items)) as pool:
         return list(pool.map(guarded, items))
+
+
+def raise_first(outcomes: list) -> None:
+    """Raise the first exception among the :func:`in_parallel` ``outcomes``, if any."""
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
 
 
 def cell_notes(cells: list[Cell], run: Started) -> list[str]:

@@ -183,13 +183,13 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
          log: Callable[[str], None], course_dir: Path, first: Worker | None) -> None:
     assignments = sorted({j.assignment for j in todo})
     preload, warm_torch = course.sandbox_imports(assignments)
-    teams = _teams(n_workers, len(todo))
+    teams = _teams(n_workers, len(todo), share=any(c.trains for a in assignments for c in course.suite(a).checks))
     if first is not None and first.limits != (limits or Limits()):
         first.close()  # a sandbox for other limits: worker 0 is started afresh (under the same uid)
         first = None
     workers = []
     for i in range(sum(teams)):  # the sandboxes import their libraries while the graders load checks and references
-        if i == 0 and first is not None and first.limits == (limits or Limits()):
+        if i == 0 and first is not None:
             first.load(preload, warm_torch)
             workers.append(first)
         else:
@@ -217,14 +217,16 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
 
 
 # Sandboxes that share one submission's checks when there are more workers than submissions (one upload on a
-# machine with two cores): its longest check alone in one, the rest in the other. A third saves less than its start.
+# machine with two cores) and the assignment has a long check (one that trains): that check in one, the rest in the
+# other. Without a long check, or with a third sandbox, the saving is smaller than a sandbox's start.
 TEAM = 2
 
 
-def _teams(n_workers: int, n_jobs: int) -> list[int]:
-    """How many sandboxes each worker thread holds: one, or up to ``TEAM`` when workers outnumber submissions."""
+def _teams(n_workers: int, n_jobs: int, share: bool) -> list[int]:
+    """How many sandboxes each worker thread holds: one, or up to ``TEAM`` when workers outnumber submissions and
+    the checks are worth sharing (``share``)."""
     threads = max(1, min(n_workers, n_jobs))
-    size = max(1, min(TEAM, n_workers // threads))
+    size = max(1, min(TEAM, n_workers // threads)) if share else 1
     return [size] * threads
 
 

@@ -12,7 +12,7 @@ Targets (issue #17): a1 at most 1.0 s, a3 at most 2.5 s, ``--help`` well under 0
 
 The checkout's modules are compiled first (``python -m compileall``), as pip leaves an installed package and the
 grading image has them; ``--no-compile`` measures the checkout as it is. ``dlgrade grade`` runs with its default
-workers: on a machine with two cores, one submission's checks are shared between two sandboxes (``--workers 1``
+workers: on a machine with two cores, an a3 submission's checks are shared between two sandboxes (``--workers 1``
 and ``dlgrade check`` use one).
 """
 

@@ -136,8 +136,8 @@ class Grader:
     def _replay(self, cells: list[Cell], workers: list[Worker]) -> tuple[Started | SandboxError, list[Worker]]:
         """Run the notebook in every sandbox at once: the first one's run (or why it failed), and the sandboxes
         that hold the notebook now (none when the first failed: then the submission's grading ends here)."""
-        replays = in_parallel(workers, lambda w: w.run_notebook(
-            cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources)))
+        todo = cells_to_run(cells, include_tests=False, demo_sources=self.demo_sources)
+        replays = in_parallel(workers, lambda w: w.run_notebook(todo))
         team = [w for w, replay in zip(workers, replays) if not isinstance(replay, Exception)]
         run = replays[0]
         if isinstance(run, Exception):

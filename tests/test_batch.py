@@ -84,6 +84,17 @@ def test_rerunning_regrades_only_changed_submissions_and_force_regrades_all(grad
     assert len(forced.graded) == 6 and forced.skipped == 0
 
 
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C as a terminal delivers it: SIGINT raises KeyboardInterrupt here and in the processes started here.
+    A shell's background job (``cmd &`` without job control: nohup, some CI runners) starts with SIGINT ignored,
+    and a Python started with SIGINT ignored keeps ignoring it; these tests are about Ctrl-C, not about that."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler: exec resets it to the default
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c")
 def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path) -> None:
     root = make_course(tmp_path, 8)
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
@@ -108,6 +119,7 @@ def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path) ->
     assert len(csv_rows(root / "grades.csv")) == 8
 
 
+@pytest.mark.usefixtures("ctrl_c")
 def test_a_grading_cut_short_by_an_interruption_leaves_no_result(tmp_path) -> None:
     """Ctrl-C closes the sandbox under a submission being graded: that submission gets no result (not a grader
     failure) and the next run grades it; the process may live on a while after (a notebook server, a test)."""

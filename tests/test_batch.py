@@ -95,15 +95,23 @@ def ctrl_c():
 
 
 @pytest.mark.usefixtures("ctrl_c")
-def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path) -> None:
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill, started in the background"])
+def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path, stop: str) -> None:
+    """Ctrl-C, or SIGTERM (``kill``, ``docker stop``) to a batch started as a background job, which ignores
+    Ctrl-C (README, TAs)."""
     root = make_course(tmp_path, 8)
+    background = stop != "ctrl-c"
+    if background:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's ``cmd &`` starts it: inherited through exec
     proc = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     deadline = time.monotonic() + 120
     while len(list(root.glob("graded/*/*/results.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=60)
+    proc.send_signal(signal.SIGTERM if background else signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err.decode(), err.decode()[-2000:]
     done_before = len(list(root.glob("graded/*/*/results.json")))
     assert 2 <= done_before < 8
     assert list(root.glob("graded/**/.*.tmp")) == []

@@ -183,12 +183,13 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
          log: Callable[[str], None], course_dir: Path, first: Worker | None) -> None:
     assignments = sorted({j.assignment for j in todo})
     preload, warm_torch = course.sandbox_imports(assignments)
-    teams = _teams(n_workers, len(todo), share=any(c.trains for a in assignments for c in course.suite(a).checks))
+    threads, size = _teams(n_workers, len(todo),
+                           share=any(c.trains for a in assignments for c in course.suite(a).checks))
     if first is not None and first.limits != (limits or Limits()):
         first.close()  # a sandbox for other limits: worker 0 is started afresh (under the same uid)
         first = None
     workers = []
-    for i in range(sum(teams)):  # the sandboxes import their libraries while the graders load checks and references
+    for i in range(threads * size):  # the sandboxes import their libraries while the graders load checks and references
         if i == 0 and first is not None:
             first.load(preload, warm_torch)
             workers.append(first)
@@ -197,13 +198,12 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
             workers[-1].launch()
     crew = _Crew(course_dir, {a: Grader(a, course_dir) for a in assignments}, todo, summary)
     summary.sandboxes = len(workers)
-    starts = [sum(teams[:k]) for k in range(len(teams))]
-    threads = [threading.Thread(target=crew.work, args=(workers[at:at + size],), daemon=True)
-               for at, size in zip(starts, teams)]
+    crews = [threading.Thread(target=crew.work, args=(workers[k * size:(k + 1) * size],), daemon=True)
+             for k in range(threads)]
     try:
-        for thread in threads:
+        for thread in crews:
             thread.start()
-        for thread in threads:
+        for thread in crews:
             thread.join()
     finally:  # also on Ctrl-C or SIGTERM: no sandbox, process or cgroup outlives the batch
         crew.stopping.set()
@@ -222,12 +222,11 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
 TEAM = 2
 
 
-def _teams(n_workers: int, n_jobs: int, share: bool) -> list[int]:
-    """How many sandboxes each worker thread holds: one, or up to ``TEAM`` when workers outnumber submissions and
-    the checks are worth sharing (``share``)."""
+def _teams(n_workers: int, n_jobs: int, share: bool) -> tuple[int, int]:
+    """How many worker threads, and how many sandboxes each holds: one, or up to ``TEAM`` when workers outnumber
+    submissions and the checks are worth sharing (``share``)."""
     threads = max(1, min(n_workers, n_jobs))
-    size = max(1, min(TEAM, n_workers // threads)) if share else 1
-    return [size] * threads
+    return threads, max(1, min(TEAM, n_workers // threads)) if share else 1
 
 
 class _Crew:

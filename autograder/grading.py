@@ -266,7 +266,7 @@ def _balance(groups: list[list[Check]], n: int) -> list[list[Check]]:
 
 def in_parallel(items: list[T], fn: Callable[[T], R]) -> list[R | Exception]:
     """``fn`` on every item, at once when there are several (one thread each); an exception is returned as a value.
-    Used for the sandboxes that share one submission (:meth:`Grader.grade`)."""
+    Used for the sandboxes that share one submission (:meth:`Grader.grade`, and the batch closing them)."""
     def guarded(item: T) -> R | Exception:
         try:
             return fn(item)

@@ -13,6 +13,7 @@ kill, say), the worker restarts, replays the notebook, and only the call that wa
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -301,7 +302,7 @@ class Worker:
         except Exception as err:  # noqa: BLE001 - the helper's caller passed arguments the reference refuses
             return Answer(StudentError(ErrorKind.EXCEPTION, type(err).__name__, str(err)[:300])), b""
 
-    @property
+    @functools.cached_property
     def _decode(self) -> DecodeLimits:
         return _codec().DecodeLimits(max_bytes=self.limits.reply_bytes)
 

@@ -1,4 +1,7 @@
-"""nbgrader settings for the course: run `nbgrader generate_assignment <id>` from the repository root."""
+"""nbgrader settings for the course: run `nbgrader generate_assignment <id>` in this folder (the course folder)."""
+
+import re
+from pathlib import Path
 
 c = get_config()  # noqa: F821 (injected by traitlets)
 
@@ -17,11 +20,12 @@ c.ExecutePreprocessor.timeout = 120
 # the leading `.*/`). Accepted, besides `ada_linear_regression.ipynb`: student ids with underscores
 # (`jane_doe_mlp.ipynb`), a late flag after the student (`ada_LATE_...`, `ada_late_...`) or before `.ipynb`
 # (`..._late.ipynb`), Canvas's numeric ids (`doejane_LATE_123_456_mlp.ipynb`), and a browser's or Canvas's copy
-# numbers (`ada_mlp (1).ipynb`, `ada_mlp-1.ipynb`). The notebook names are the course's (tests/test_nbgrader_dropin.py
-# checks them against autograder/course.py). A student with two files for one notebook: zip_collect keeps one and
-# warns; keep the newer, then run zip_collect with --force.
-NOTEBOOKS = "linear_regression|mlp|training_loop|backprop|classification"
+# numbers (`ada_mlp (1).ipynb`, `ada_mlp-1.ipynb`). The notebook names are this course's own, read from source/ (one
+# notebook per assignment), longest first: a new assignment needs no edit here. A student with two files for one
+# notebook: zip_collect keeps one and warns; keep the newer, then run zip_collect with --force.
+_here = Path(__file__).resolve().parent
+NOTEBOOKS = "|".join(sorted({re.escape(p.stem) for p in _here.glob("source/*/*.ipynb")}, key=lambda n: (-len(n), n)))
 c.FileNameCollectorPlugin.named_regexp = (
     r".*/(?P<student_id>[^/]+?)_(?:(?:LATE|late)_)?(?:\d+_\d+_)?"
-    rf"(?P<file_id>{NOTEBOOKS})(?:_(?:LATE|late))?(?: ?\(\d+\)|-\d+)?\.ipynb$"
+    rf"(?P<file_id>{NOTEBOOKS or 'no_notebook_yet'})(?:_(?:LATE|late))?(?: ?\(\d+\)|-\d+)?\.ipynb$"
 )

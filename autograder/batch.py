@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import course, nbgrader_course
+from . import nbgrader_course
+from .course import Assignment, Course, sandbox_imports
 from .grading import Grader, in_parallel, raise_first, submission_fingerprint
 from .progress import Progress
 from .reports import write_reports, write_result
@@ -100,22 +101,31 @@ def shard_from_env(count: int | None = None, environ: Mapping[str, str] | None =
     return i + 1, n
 
 
-def discover(course_dir: Path, assignments: Sequence[str] | None = None,
-             students: Sequence[str] | None = None) -> list[Job]:
-    """Every submission folder under ``course_dir/submitted``, sorted by assignment then student.
+def discover(course: Course, assignments: Sequence[str] | None = None, students: Sequence[str] | None = None,
+             log: Callable[[str], None] | None = None) -> list[Job]:
+    """Every submission folder under the course's ``submitted/``, sorted by assignment then student; folders of an
+    assignment the course does not define are named in a warning (``log``), never skipped in silence.
 
     Nothing is followed: a student or assignment folder that is a symbolic link becomes a refused job (graded 0
     with the reason), since a link can point at the instructor's source or a classmate's work."""
-    submitted = course_dir / "submitted"
+    submitted = course.folder("submitted")
     if not submitted.is_dir():
-        raise BatchError(f"{course_dir} has no submitted/ folder (expected submitted/<student>/<assignment>/)")
-    known = course.available()
+        raise BatchError(f"{course.root} has no {submitted.name}/ folder (expected {submitted.name}/<student>/"
+                         "<assignment>/<notebook>.ipynb, as nbgrader collect or zip_collect make it)")
+    known = course.assignments()
     for a in assignments or []:
         if a not in known:
-            raise BatchError(f"unknown assignment {a!r}; this installation grades: {', '.join(known)}")
+            raise BatchError(f"unknown assignment {a!r}: {course.folder('source') / a} holds no notebook; the course "
+                             f"{course.root} defines: {', '.join(known) or 'none'}")
     wanted = list(assignments or known)
-    jobs = [job for student_dir in _entries(submitted) if not students or student_dir.name in students
-            for job in _student_jobs(course_dir, student_dir, wanted)]
+    chosen = [e for e in _entries(submitted) if not students or e.name in students]
+    unknown = sorted({f"{submitted.name}/{s.name}/{f.name}" for s in chosen if s.is_dir(follow_symlinks=False)
+                      for f in _entries(Path(s.path)) if f.name not in known and not f.name.startswith(".")})
+    if unknown and not assignments and log is not None:
+        log(f"warning: {len(unknown)} folder(s) for assignments {course.root} does not define were not graded: "
+            f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''} (an assignment is a folder under "
+            f"{course.folder('source')} with its notebook)")
+    jobs = [job for student_dir in chosen for job in _student_jobs(course.root, student_dir, wanted)]
     return sorted(jobs, key=lambda j: (j.assignment, j.student))
 
 
@@ -143,17 +153,17 @@ def _entries(folder: Path) -> list[os.DirEntry]:
         return []
 
 
-def is_current(job: Job, points: dict[str, float] | None = None) -> bool:
-    """Whether the stored result was made from the same notebook, for the same points, by this grader version, and
-    its autograded notebook is in place."""
+def is_current(job: Job, assignment: Assignment, points: dict[str, float] | None = None) -> bool:
+    """Whether the stored result was made from the same notebook, for the same points, checks, reference and probes,
+    by this grader version, and its autograded notebook is in place."""
     stored = read_result(job.out)
     if stored is None or job.refused:
         return False
-    return (stored.extra.get("sha256") == submission_fingerprint(job.folder, job.assignment, points)
-            and nbgrader_course.is_current(job.out.parents[2], job.folder, stored))
+    return (stored.extra.get("sha256") == submission_fingerprint(job.folder, assignment, points)
+            and nbgrader_course.is_current(assignment.course.folder("autograded"), job.folder, stored))
 
 
-def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
+def grade_course(course: Course, *, assignments: Sequence[str] | None = None,
                  students: Sequence[str] | None = None, workers: int | None = None, force: bool = False,
                  shard: tuple[int, int] | None = None, limits: Limits | None = None,
                  log: Callable[[str], None] | None = None, first: Worker | None = None) -> Summary:
@@ -162,41 +172,42 @@ def grade_course(course_dir: Path, *, assignments: Sequence[str] | None = None,
     batch's; the caller closes it."""
     log = log or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
-    jobs = [j for j in discover(course_dir, assignments, students) if in_shard(j, shard)]
-    # the course's own points and cells, checked against the installed checks before anything is graded
-    points = {a: nbgrader_course.course_notebook(a, course_dir).points for a in {j.assignment for j in jobs}}
-    todo = jobs if force else [j for j in jobs if not is_current(j, points[j.assignment])]
+    jobs = [j for j in discover(course, assignments, students, log) if in_shard(j, shard)]
+    # each assignment's files, and its points and cells checked against its checks, before anything is graded
+    definitions = {a: course.assignment(a) for a in sorted({j.assignment for j in jobs})}
+    points = {a: definition.points for a, definition in definitions.items()}
+    todo = jobs if force else [j for j in jobs if not is_current(j, definitions[j.assignment], points[j.assignment])]
     summary = Summary(skipped=len(jobs) - len(todo))
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
     if todo:
-        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course_dir, first)
+        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course, first)
     if shard is None:
-        write_reports(course_dir, log)
+        write_reports(course, log)
     else:  # shards may share one course folder: the merge step alone writes the CSV and the gradebook
-        log(f"shard {shard[0]}/{shard[1]} done; when every shard is, run `dlgrade merge {course_dir}`")
+        log(f"shard {shard[0]}/{shard[1]} done; when every shard is, run `dlgrade merge {course.root}`")
     summary.seconds = time.perf_counter() - start
     return summary
 
 
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
-         log: Callable[[str], None], course_dir: Path, first: Worker | None) -> None:
-    assignments = sorted({j.assignment for j in todo})
-    preload, warm_torch = course.sandbox_imports(assignments)
-    threads, size = _teams(n_workers, len(todo),
-                           share=any(c.trains for a in assignments for c in course.suite(a).checks))
+         log: Callable[[str], None], course: Course, first: Worker | None) -> None:
+    assignments = [course.assignment(a) for a in sorted({j.assignment for j in todo})]
+    preload, warm_torch, probes = sandbox_imports(assignments)
+    threads, size = _teams(n_workers, len(todo), share=any(c.trains for a in assignments for c in a.suite.checks))
     if first is not None and first.limits != (limits or Limits()):
         first.close()  # a sandbox for other limits: worker 0 is started afresh (under the same uid)
         first = None
     workers = []
     for i in range(threads * size):  # the sandboxes import their libraries while the graders load checks and references
         if i == 0 and first is not None:
-            first.load(preload, warm_torch)
+            first.load(preload, warm_torch, probes)
             workers.append(first)
         else:
-            workers.append(Worker(i, limits, preload=preload, hide=course.secret_paths(), warm_torch=warm_torch))
+            workers.append(Worker(i, limits, preload=preload, hide=course.secrets, warm_torch=warm_torch,
+                                  probes=probes))
             workers[-1].launch()
-    crew = _Crew(course_dir, {a: Grader(a, course_dir) for a in assignments}, todo, summary)
+    crew = _Crew({a.id: Grader(a) for a in assignments}, todo, summary)
     summary.sandboxes = len(workers)
     crews = [threading.Thread(target=crew.work, args=(workers[k * size:(k + 1) * size],), daemon=True)
              for k in range(threads)]
@@ -232,8 +243,8 @@ def _teams(n_workers: int, n_jobs: int, share: bool) -> tuple[int, int]:
 class _Crew:
     """The workers' shared queue of jobs: each worker thread takes the next job until none is left."""
 
-    def __init__(self, course_dir: Path, graders: dict[str, Grader], todo: list[Job], summary: Summary) -> None:
-        self.course_dir, self.graders, self.summary = course_dir, graders, summary
+    def __init__(self, graders: dict[str, Grader], todo: list[Job], summary: Summary) -> None:
+        self.graders, self.summary = graders, summary
         self.pending: queue.Queue[Job] = queue.Queue()
         for job in todo:
             self.pending.put(job)
@@ -286,7 +297,7 @@ class _Crew:
         for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
             self._note(self.summary.failures, f"{who}: {for_terminal(error)}")
         try:
-            nbgrader_course.write_autograded(self.course_dir, job.folder, result, grader.notebook)
+            nbgrader_course.write_autograded(grader.definition, job.folder, result, grader.notebook)
             write_result(job.out, result)  # last: a result on disk means everything else is there
         except OSError as err:
             self._note(self.summary.errors, f"{who}: results not written ({err})")

@@ -6,17 +6,26 @@ import argparse
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .course import Course
 
 # Nothing heavy is imported here: `dlgrade --help` and a mistyped option answer at once, and each command imports
 # only what it uses (numpy for grading, never torch unless an assignment's reference needs it).
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dlgrade", description="Auto-grading for the deep-learning course.")
+    parser = argparse.ArgumentParser(prog="dlgrade", description="Auto-grading for nbgrader courses, in a sandbox.",
+                                     epilog="A course is an nbgrader course folder (one holding nbgrader_config.py). "
+                                     "Commands that need one take it as COURSE or --course DIR, else DLGRADE_HOME, "
+                                     "else the current folder or its nearest parent that is one.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     grade = sub.add_parser("grade", help="grade every submission in a course folder (nbgrader layout)")
-    grade.add_argument("course_dir", nargs="?", default=".", type=Path, help="folder holding submitted/")
+    grade.add_argument("course_dir", nargs="?", type=Path, metavar="COURSE", help="the course folder (holding "
+                       "nbgrader_config.py and submitted/); default: found as described below")
+    _course_option(grade)
     grade.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
     grade.add_argument("--student", action="append", help="student id (repeatable; default: all)")
     grade.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: the CPU cores it may "
@@ -28,22 +37,39 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run a notebook's public tests (for students)")
     check.add_argument("notebook", type=Path)
+    _course_option(check, "the course the notebook belongs to (optional: a student needs none)")
 
     merge = sub.add_parser("merge", help="rebuild grades.csv and the gradebook from graded/ (after shards)")
-    merge.add_argument("course_dir", nargs="?", default=".", type=Path)
+    merge.add_argument("course_dir", nargs="?", type=Path, metavar="COURSE")
+    _course_option(merge)
 
     demo = sub.add_parser("demo", help="run the whole flow on the built-in course in a temporary folder")
     demo.add_argument("--keep", type=Path, help="build the demo course here and keep it")
+
+    init = sub.add_parser("init", help="write a ready course folder: the built-in course's five assignments")
+    init.add_argument("folder", type=Path, help="the new course folder (must not exist, or be empty)")
+
+    new = sub.add_parser("new", help="scaffold a new assignment in a course: notebook, reference, checks, release")
+    new.add_argument("assignment", help="the new assignment's id (a folder name, e.g. a6_softmax)")
+    new.add_argument("--function", default="", help="the graded function's name (default: from the id)")
+    _course_option(new)
 
     sub.add_parser("doctor", help="show which sandbox protections this machine provides")
 
     warm = sub.add_parser("warm", help="compute the reference's outputs for every check into the cache (for images)")
     warm.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
+    _course_option(warm)
 
     gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for one assignment")
     gradescope.add_argument("assignment")
     gradescope.add_argument("--out", type=Path, default=Path("."), help="folder for the zip (default: here)")
+    _course_option(gradescope)
     return parser
+
+
+def _course_option(command: argparse.ArgumentParser, text: str = "the course folder") -> None:
+    command.add_argument("--course", type=Path, metavar="DIR", help=f"{text} (default: DLGRADE_HOME, else the "
+                         "current folder or its nearest parent holding nbgrader_config.py)")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -54,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlgrade`` and ``python -m autograder``."""
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    course = None
     try:
-        return _dispatch(args)
+        course = _course(args)
+        return COMMANDS[args.command](args, course)
     except KeyboardInterrupt:
         print("\ninterrupted: finished submissions are saved; run the same command again to resume",
               file=sys.stderr)
@@ -66,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlgrade {args.command}: {err}", file=sys.stderr)
         return 2
     finally:
-        if args.command in ("grade", "merge"):
+        if course is not None and args.command in ("grade", "merge"):
             from .reports import give_to_course_owner
 
-            give_to_course_owner(args.course_dir)  # what we wrote, even if interrupted
+            give_to_course_owner(course)  # what we wrote, even if interrupted
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -83,39 +111,50 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return BatchError, CourseError, NotebookError, SandboxError, SettingError
 
 
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.command in ("grade", "check", "merge", "gradescope", "warm"):
-        from . import course
-
-        course.require_readable()
-    return COMMANDS[args.command](args)
+NEEDS_COURSE = ("grade", "merge", "warm", "gradescope", "new")
 
 
-def _grade(args: argparse.Namespace) -> int:
+def _course(args: argparse.Namespace) -> Course | None:
+    """The course a command works on (found as the epilog says), readable by this user; None for commands that need
+    none (``check`` without one found: a student has none)."""
     from . import course
+
+    given = getattr(args, "course_dir", None)
+    if given is not None and args.course is not None and given.resolve() != args.course.resolve():
+        raise course.CourseError(f"two course folders given: {given} and --course {args.course}; give one")
+    explicit = given or getattr(args, "course", None)
+    if args.command in NEEDS_COURSE:
+        found = course.find(explicit)
+        found.require_readable()
+        return found
+    if args.command == "check":
+        return course.find_optional(explicit, cwd=args.notebook.resolve().parent)
+    return None
+
+
+def _grade(args: argparse.Namespace, course: Course) -> int:
     from .sandbox import Worker, protection_table
 
-    if not args.course_dir.is_dir() or (args.workers is not None and args.workers < 1):
+    if args.workers is not None and args.workers < 1:
         from .batch import BatchError
 
-        raise BatchError(f"{args.course_dir} is not a folder" if not args.course_dir.is_dir()
-                         else "--workers must be at least 1")
+        raise BatchError("--workers must be at least 1")
     # the first sandbox starts Python and its runtime while this process imports the grader and reads the course
-    first = Worker(0, hide=course.secret_paths())
+    first = Worker(0, hide=course.secrets)
     first.spawn()
     try:
         print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
         from .batch import grade_course, parse_shard, shard_from_env
         from .reports import summary_table
 
-        summary = grade_course(args.course_dir, assignments=args.assignment, students=args.student,
+        summary = grade_course(course, assignments=args.assignment, students=args.student,
                                workers=args.workers, force=args.force,
                                shard=parse_shard(args.shard) or shard_from_env(args.shards), first=first)
     finally:
         first.close()  # when the batch had nothing for it
     print(summary_table(summary.graded))
     print(f"graded {len(summary.graded)}, unchanged {summary.skipped}, in {summary.seconds:.1f} s; "
-          f"see {args.course_dir / 'grades.csv'}")
+          f"see {course.root / 'grades.csv'}")
     for failure in summary.failures:
         print(f"warning: the grader failed on {failure} (the student got a 'not your fault' result)", file=sys.stderr)
     for error in summary.errors:
@@ -123,49 +162,62 @@ def _grade(args: argparse.Namespace) -> int:
     return 1 if summary.errors else 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _check(args: argparse.Namespace, course: Course | None) -> int:
     from .public_tests import check_notebook, format_table
 
-    results = check_notebook(args.notebook)
+    results = check_notebook(args.notebook, course)
     print(format_table(args.notebook, results))
     return 0 if all(r.passed for r in results) else 1
 
 
-def _merge(args: argparse.Namespace) -> int:
+def _merge(args: argparse.Namespace, course: Course) -> int:
     from .reports import summary_table, write_reports
 
-    print(summary_table(write_reports(args.course_dir, log=lambda line: print(line, file=sys.stderr))))
+    print(summary_table(write_reports(course, log=lambda line: print(line, file=sys.stderr))))
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _demo(args: argparse.Namespace, course: None) -> int:
     from .demo import run_demo
 
     return run_demo(args.keep)
 
 
-def _gradescope(args: argparse.Namespace) -> int:
+def _init(args: argparse.Namespace, course: None) -> int:
+    from .authoring import init_course
+
+    print(init_course(args.folder))
+    return 0
+
+
+def _new(args: argparse.Namespace, course: Course) -> int:
+    from .authoring import new_assignment
+
+    print(new_assignment(course, args.assignment, args.function))
+    return 0
+
+
+def _gradescope(args: argparse.Namespace, course: Course) -> int:
     from .gradescope import build_bundle
 
-    print(build_bundle(args.assignment, args.out))
+    print(build_bundle(course.assignment(args.assignment), args.out))
     return 0
 
 
-def _warm(args: argparse.Namespace) -> int:
-    from . import course
+def _warm(args: argparse.Namespace, course: Course) -> int:
     from .grading import warm_reference_cache
 
-    for assignment in args.assignment or course.available():
-        print(f"{assignment}: {warm_reference_cache(assignment)}")
+    for assignment in args.assignment or course.assignments():
+        print(f"{assignment}: {warm_reference_cache(course.assignment(assignment))}")
     return 0
 
 
-def _doctor(args: argparse.Namespace) -> int:
+def _doctor(args: argparse.Namespace, course: None) -> int:
     from .sandbox import protection_table
 
     print("Sandbox protections on this machine:\n" + protection_table())
     return 0
 
 
-COMMANDS = {"grade": _grade, "check": _check, "merge": _merge, "demo": _demo, "gradescope": _gradescope,
-            "warm": _warm, "doctor": _doctor}
+COMMANDS = {"grade": _grade, "check": _check, "merge": _merge, "demo": _demo, "init": _init, "new": _new,
+            "gradescope": _gradescope, "warm": _warm, "doctor": _doctor}

@@ -13,12 +13,13 @@ flipped; the two entries of a pair are swapped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .disclosure import DIFFERS, INF, NAN, WRONG_DTYPE, WRONG_SHAPE, WRONG_TYPE, Problem
-from .policy import tolerance
+from .policy import Tolerance, tolerance
 from .runtime.codec import TensorData
 
 # A check's own diagnosis: the student's and the reference's values -> a fixed sentence when confirmed, else None.
@@ -50,10 +51,23 @@ def describe(value: Any, show: bool = True) -> str:
     return "None" if value is None else type(value).__name__
 
 
-def compare(got: Any, want: Any, what: str, *, iterative: bool = False, hints: Sequence[Hint] = ()) -> Problem | None:
-    """None if ``got`` matches ``want`` within the policy's tolerance, else what differs (``what`` names the result,
-    without any value: it is shown on hidden cases too)."""
-    problem = _compare(got, want, what, what, iterative)
+@dataclass(frozen=True)
+class _Rule:
+    """How closely values must agree: the policy's tolerance for a dtype (``iterative``: of many accumulated steps),
+    or a check's own ``override``."""
+
+    iterative: bool = False
+    override: Tolerance | None = None
+
+    def tol(self, dtype: str) -> Tolerance:
+        return self.override or tolerance(dtype, self.iterative)
+
+
+def compare(got: Any, want: Any, what: str, *, iterative: bool = False, hints: Sequence[Hint] = (),
+            tolerance: Tolerance | None = None) -> Problem | None:
+    """None if ``got`` matches ``want`` within the policy's tolerance (or ``tolerance``, a check's own), else what
+    differs (``what`` names the result, without any value: it is shown on hidden cases too)."""
+    problem = _compare(got, want, what, what, _Rule(iterative, tolerance))
     if problem is None:
         return None
     for hint in hints:
@@ -68,43 +82,43 @@ def compare(got: Any, want: Any, what: str, *, iterative: bool = False, hints: S
 
 def close(got: Any, want: Any, iterative: bool = False) -> bool:
     """Whether ``got`` matches ``want`` as :func:`compare` judges it."""
-    return _compare(got, want, "", "", iterative) is None
+    return _compare(got, want, "", "", _Rule(iterative)) is None
 
 
-def _compare(got: Any, want: Any, what: str, safe: str, iterative: bool) -> Problem | None:
+def _compare(got: Any, want: Any, what: str, safe: str, rule: _Rule) -> Problem | None:
     """``what`` names the part for the public example (indices included), ``safe`` for any case (dict keys only)."""
     if isinstance(want, (TensorData, np.ndarray)):
-        return _compare_array_like(got, want, what, safe, iterative)
+        return _compare_array_like(got, want, what, safe, rule)
     if isinstance(want, bool) or want is None or isinstance(want, str):
         if got != want or type(got) is not type(want):
             return Problem(f"{safe} is not what was expected.", f"{what} is {got!r}; expected {want!r}.")
         return None
     if isinstance(want, (int, float)):
-        return _compare_number(got, want, what, safe, iterative)
+        return _compare_number(got, want, what, safe, rule)
     if isinstance(want, (tuple, list)):
-        return _compare_sequence(got, want, what, safe, iterative)
+        return _compare_sequence(got, want, what, safe, rule)
     if isinstance(want, dict):
-        return _compare_dict(got, want, what, safe, iterative)
+        return _compare_dict(got, want, what, safe, rule)
     return Problem(f"{safe} could not be compared.")
 
 
 def _compare_array_like(got: Any, want: TensorData | np.ndarray, what: str, safe: str,
-                        iterative: bool) -> Problem | None:
+                        rule: _Rule) -> Problem | None:
     if isinstance(want, TensorData):
         if not isinstance(got, TensorData):
             return _type_problem(got, want, what, safe)
         if got.dtype != want.dtype:
             return Problem(f"{safe} {WRONG_DTYPE} (expected {want.dtype}).",
                            f"{what} has dtype {got.dtype}; expected {want.dtype}.")
-        return _compare_arrays(got.array, want.array, what, safe, iterative, want.dtype)
+        return _compare_arrays(got.array, want.array, what, safe, rule, want.dtype)
     if isinstance(got, TensorData):
         return Problem(f"{safe} should be a numpy array, but it is a torch tensor (use .detach().cpu().numpy()).")
     if not isinstance(got, np.ndarray):
         return _type_problem(got, want, what, safe)
-    return _compare_arrays(got, want, what, safe, iterative, str(want.dtype))
+    return _compare_arrays(got, want, what, safe, rule, str(want.dtype))
 
 
-def _compare_number(got: Any, want: int | float, what: str, safe: str, iterative: bool) -> Problem | None:
+def _compare_number(got: Any, want: int | float, what: str, safe: str, rule: _Rule) -> Problem | None:
     number = _number(got)
     if number is None:
         return Problem(f"{safe} {WRONG_TYPE}: it should be a number.",
@@ -113,23 +127,23 @@ def _compare_number(got: Any, want: int | float, what: str, safe: str, iterative
         return Problem(f"{safe} should be a whole number (an int), but it is not.",
                        f"{what} should be an int, but it is {number!r}.")
     dtype = "int64" if isinstance(want, int) else _scalar_dtype(got)
-    return _compare_arrays(np.asarray(number, dtype=float), np.asarray(want, dtype=float), what, safe, iterative,
+    return _compare_arrays(np.asarray(number, dtype=float), np.asarray(want, dtype=float), what, safe, rule,
                            dtype)
 
 
-def _compare_sequence(got: Any, want: tuple | list, what: str, safe: str, iterative: bool) -> Problem | None:
+def _compare_sequence(got: Any, want: tuple | list, what: str, safe: str, rule: _Rule) -> Problem | None:
     kind = "tuple" if isinstance(want, tuple) else "list"
     if not isinstance(got, (tuple, list)) or len(got) != len(want):
         return Problem(f"{safe} {WRONG_TYPE}: it should be a {kind} of the documented length.",
                        f"{what} should be a {kind} of length {len(want)}, but it is {describe(got)}.")
     for i, (g, w) in enumerate(zip(got, want)):
-        problem = _compare(g, w, f"{what}[{i}]", safe, iterative)
+        problem = _compare(g, w, f"{what}[{i}]", safe, rule)
         if problem:
             return problem
     return None
 
 
-def _compare_dict(got: Any, want: dict, what: str, safe: str, iterative: bool) -> Problem | None:
+def _compare_dict(got: Any, want: dict, what: str, safe: str, rule: _Rule) -> Problem | None:
     if not isinstance(got, dict):
         return Problem(f"{safe} {WRONG_TYPE}: it should be a dict with keys {sorted(want)}.",
                        f"{what} should be a dict with keys {sorted(want)}, but it is {describe(got)}.")
@@ -137,7 +151,7 @@ def _compare_dict(got: Any, want: dict, what: str, safe: str, iterative: bool) -
     if missing:
         return Problem(f"{safe} is missing the key(s) {missing}.")
     for key in want:
-        problem = _compare(got[key], want[key], f"{what}[{key!r}]", f"{safe}[{key!r}]", iterative)
+        problem = _compare(got[key], want[key], f"{what}[{key!r}]", f"{safe}[{key!r}]", rule)
         if problem:
             return problem
     return None
@@ -169,10 +183,10 @@ def _scalar_dtype(got: Any) -> str:
     return "float64"
 
 
-def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, iterative: bool,
+def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, rule: _Rule,
                     dtype: str) -> Problem | None:
     if got.shape != want.shape:
-        return _shape_problem(got, want, what, safe, iterative, dtype)
+        return _shape_problem(got, want, what, safe, rule, dtype)
     if want.dtype.kind in "f" and got.dtype.kind not in "fc":
         return Problem(f"{safe} {WRONG_DTYPE}: it should be floating point.",
                        f"{what} has integer dtype {got.dtype}; expected floating point ({want.dtype}).")
@@ -188,26 +202,26 @@ def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, ite
     bad_inf = np.isinf(g) & ~np.isinf(w)
     if bad_inf.any():
         return Problem(f"{safe} {INF}: overflow?", f"{what} {INF} (first at index {_index(bad_inf)}): overflow?")
-    ok = _agree(g, w, dtype, iterative)
+    ok = _agree(g, w, dtype, rule)
     if ok.all():
         return None
-    return _value_problem(g, w, ok, what, safe, iterative, dtype)
+    return _value_problem(g, w, ok, what, safe, rule, dtype)
 
 
-def _shape_problem(got: np.ndarray, want: np.ndarray, what: str, safe: str, iterative: bool,
+def _shape_problem(got: np.ndarray, want: np.ndarray, what: str, safe: str, rule: _Rule,
                    dtype: str) -> Problem:
     problem = Problem(f"{safe} {WRONG_SHAPE}.", f"{what} has shape {got.shape}; expected {want.shape}.")
-    if got.size == want.size and _equal(got.reshape(want.shape), want, dtype, iterative):
+    if got.size == want.size and _equal(got.reshape(want.shape), want, dtype, rule):
         return problem.with_hint(SHAPE_HINT)
-    if got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, iterative):
+    if got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, rule):
         return problem.with_hint(TRANSPOSED_HINT)
     return problem
 
 
-def _value_problem(g: np.ndarray, w: np.ndarray, ok: np.ndarray, what: str, safe: str, iterative: bool,
+def _value_problem(g: np.ndarray, w: np.ndarray, ok: np.ndarray, what: str, safe: str, rule: _Rule,
                    dtype: str) -> Problem:
     """Values that differ: the public detail (where, how much), and a hint only when its diagnosis is confirmed."""
-    tol = tolerance(dtype, iterative)
+    tol = rule.tol(dtype)
     first = _index(~ok)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(g - w)
@@ -222,27 +236,27 @@ def _value_problem(g: np.ndarray, w: np.ndarray, ok: np.ndarray, what: str, safe
                       f"{what} {DIFFERS}{where}{value} ({int((~ok).sum())} of {ok.size} entries differ; max abs "
                       f"error {max_abs:.3g}, max rel error {max_rel:.3g}; allowed rtol {tol.rtol:g}, "
                       f"atol {tol.atol:g}).")
-    if g.ndim == 2 and g.shape[0] == g.shape[1] and g.shape[0] > 1 and _equal(g.T, w, dtype, iterative):
+    if g.ndim == 2 and g.shape[0] == g.shape[1] and g.shape[0] > 1 and _equal(g.T, w, dtype, rule):
         return problem.with_hint(TRANSPOSED_HINT)
-    if np.any(np.abs(w) > tol.atol) and _equal(-g, w, dtype, iterative):
+    if np.any(np.abs(w) > tol.atol) and _equal(-g, w, dtype, rule):
         return problem.with_hint(SIGN_HINT)
-    if g.shape == (2,) and not np.isclose(w[0], w[1]) and _equal(g[::-1], w, dtype, iterative):
+    if g.shape == (2,) and not np.isclose(w[0], w[1]) and _equal(g[::-1], w, dtype, rule):
         return problem.with_hint(SWAPPED_HINT)
     return problem
 
 
-def _agree(g: np.ndarray, w: np.ndarray, dtype: str, iterative: bool) -> np.ndarray:
-    tol = tolerance(dtype, iterative)
+def _agree(g: np.ndarray, w: np.ndarray, dtype: str, rule: _Rule) -> np.ndarray:
+    tol = rule.tol(dtype)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(g - w)
         return (diff <= tol.atol + tol.rtol * np.abs(w)) | (np.isnan(g) & np.isnan(w)) | (g == w)
 
 
-def _equal(got: np.ndarray, want: np.ndarray, dtype: str, iterative: bool) -> bool:
+def _equal(got: np.ndarray, want: np.ndarray, dtype: str, rule: _Rule) -> bool:
     g, w = np.asarray(got), np.asarray(want)
     if g.shape != w.shape or g.dtype.kind not in "biuf" or w.dtype.kind not in "biuf":
         return False
-    return bool(_agree(g.astype(np.float64), w.astype(np.float64), dtype, iterative).all())
+    return bool(_agree(g.astype(np.float64), w.astype(np.float64), dtype, rule).all())
 
 
 def _index(mask: np.ndarray) -> tuple[int, ...] | int:

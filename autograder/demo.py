@@ -1,14 +1,15 @@
-"""``dlgrade demo``: release, sample submissions, grading and a grade table, in a temporary folder."""
+"""``dlgrade demo``: the built-in course in a temporary folder, sample submissions, grading and a grade table."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from . import course, samples
+from . import samples
+from .authoring import init_course
 from .batch import grade_course
+from .course import Course
 from .reports import summary_table
 from .sandbox import Limits, protection_table
 
@@ -20,39 +21,37 @@ CRASHING = {
 }
 
 
-def make_course(root: Path) -> list[str]:
-    """Fill ``root`` with a release and five submissions per available assignment; returns the assignments."""
-    assignments = course.available()
-    for assignment in assignments:
-        shutil.copytree(course.released_notebook(assignment).parent, root / "release" / assignment)
-        name = course.notebook_name(assignment)
-        sub = root / "submitted"
-        samples.write(samples.build(assignment), sub / "ada" / assignment / name)
-        samples.write(samples.build(assignment, course.suite(assignment).typical_mistakes),
-                      sub / "ben" / assignment / name)
-        first = course.suite(assignment).functions[0]
+def make_course(root: Path) -> Course:
+    """A copy of the built-in course at ``root`` (``dlgrade init``) with five submissions per assignment."""
+    init_course(root)
+    course = Course(root)
+    submitted = course.folder("submitted")
+    for assignment in (course.assignment(a) for a in course.assignments()):
+        name, first = assignment.notebook, assignment.suite.functions[0]
+        folder = {who: submitted / who / assignment.id for who in ("ada", "ben", "cy", "dee", "eve")}
+        samples.write(samples.build(assignment), folder["ada"] / name)
+        samples.write(samples.build(assignment, assignment.suite.typical_mistakes), folder["ben"] / name)
         crash = {first: f"def {first}(*args, **kwargs):\n    import ctypes\n    return ctypes.string_at(0)\n"}
-        samples.write(samples.build(assignment, crash, [CRASHING["exit"]]), sub / "cy" / assignment / name)
-        samples.write(samples.build(assignment, extra_cells=samples.HOSTILE_CELLS), sub / "dee" / assignment / name)
-        samples.write(b'{"cells": [', sub / "eve" / assignment / name)
-    return assignments
+        samples.write(samples.build(assignment, crash, [CRASHING["exit"]]), folder["cy"] / name)
+        samples.write(samples.build(assignment, extra_cells=samples.HOSTILE_CELLS), folder["dee"] / name)
+        samples.write(b'{"cells": [', folder["eve"] / name)
+    return course
 
 
 def run_demo(keep: Path | None = None, echo: Callable[[str], None] = print) -> int:
     """Run the whole flow; returns an exit status."""
     with tempfile.TemporaryDirectory(prefix="dlgrade-demo-") as tmp:
-        root = Path(keep) if keep else Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-        assignments = make_course(root)
-        echo(f"Course folder: {root}")
-        echo(f"Released {', '.join(assignments)} into release/; 5 submissions each in submitted/:")
+        course = make_course(Path(keep) if keep else Path(tmp) / "course")
+        echo(f"Course folder: {course.root} (the built-in course, as `dlgrade init` writes it)")
+        echo(f"Assignments {', '.join(course.assignments())}; 5 submissions each in "
+             f"{course.folder('submitted').name}/:")
         echo("  ada (full marks), ben (typical mistakes), cy (crashes), dee (hostile), eve (damaged file)")
         echo("Sandbox protections:\n" + protection_table())
-        summary = grade_course(root, limits=DEMO_LIMITS)
+        summary = grade_course(course, limits=DEMO_LIMITS)
         echo("")
         echo(summary_table(summary.graded))
         echo(f"\nGraded {len(summary.graded)} submissions in {summary.seconds:.1f} s; "
-             f"results in {root / 'graded'}, table in {root / 'grades.csv'}")
+             f"results in {course.root / 'graded'}, table in {course.root / 'grades.csv'}")
         for error in summary.errors:
             echo(f"error: {error}")
         return 1 if summary.errors else 0

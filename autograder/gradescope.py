@@ -1,15 +1,17 @@
-"""``dlgrade gradescope``: a Gradescope autograder zip for one assignment, built from this installation.
+"""``dlgrade gradescope``: a Gradescope autograder zip for one assignment of a course, built from this installation.
 
 Gradescope unpacks the zip into ``/autograder/source``, runs ``setup.sh`` once as root to build its image, then
 ``/autograder/run_autograder`` per submission, which must leave ``/autograder/results/results.json``. The zip holds
-those two scripts and ``dlgrade/``: the grader's code, that assignment's checks, source notebook, release and
-reference, ``pyproject.toml`` and ``nbgrader_config.py``. ``run_autograder`` puts the uploaded notebook into a
-one-student course in nbgrader's layout and runs ``dlgrade grade`` on it, so Gradescope grades exactly as a TA's
-batch does; if grading itself fails, the student still gets a results.json with score 0 and the reason.
+those two scripts, ``dlgrade/`` (this installation's grader, with a ``pyproject.toml`` made from its metadata) and
+``course/``: the course folder with that assignment only (its source notebook, release, reference, checks and probes,
+the course's ``nbgrader_config.py`` and seed salt). ``run_autograder`` copies the course, puts the uploaded notebook
+into its ``submitted/`` and runs ``dlgrade grade`` on it, so Gradescope grades exactly as a TA's batch does; if
+grading itself fails, the student still gets a results.json with score 0 and the reason.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -17,7 +19,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import course, settings
+from . import settings
+from .course import CONFIG, SALT_FILE, Assignment, CourseError
 
 TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 VENV = "/opt/dlgrade-venv"
@@ -41,13 +44,12 @@ then
 fi
 @VENV@/bin/pip install -q --index-url @TORCH_INDEX@ @TORCH@
 @VENV@/bin/pip install -q ./dlgrade
-chmod 0755 @VENV@  # student code runs as another user and needs the interpreter, but not the checks
-chmod -R go-rwx "$(@VENV@/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/autograder/checks"
+chmod 0755 @VENV@  # student code runs as another user and needs the interpreter (the course stays private)
 # the reference's outputs for every check, computed once here (in this image, with its own numpy and torch), so
 # that each upload only runs the student's code; kept with the references, out of student code's reach
-@SALT@DLGRADE_HOME="$PWD/dlgrade" DLGRADE_CACHE="$PWD/dlgrade/reference-cache" @VENV@/bin/python -m autograder warm \
+DLGRADE_CACHE="$PWD/course/.dlgrade-cache" @VENV@/bin/python -m autograder warm --course "$PWD/course" \
   --assignment @ASSIGNMENT@
-chmod -R go-rwx dlgrade
+chmod -R go-rwx course
 @VENV@/bin/python -m autograder doctor
 """
 
@@ -61,8 +63,8 @@ RUN_AUTOGRADER = """\
 set -uo pipefail
 assignment=@ASSIGNMENT@
 max_score=@MAX_SCORE@
-@SALT@root=${AUTOGRADER_ROOT:-/autograder}
-project=$root/source/dlgrade
+root=${AUTOGRADER_ROOT:-/autograder}
+project=$root/source/course
 python=${DLGRADE_PYTHON:-@VENV@/bin/python}
 results=$root/results/results.json
 mkdir -p "$root/results"
@@ -83,19 +85,21 @@ os.replace(os.environ["RESULTS"] + ".tmp", os.environ["RESULTS"])
     "$max_score" "$SECONDS" "The autograder failed; this is not your fault, please tell your instructor." >"$results"
 }
 
-course=$(mktemp -d "${TMPDIR:-/tmp}/dlgrade-course.XXXXXX") || { give_zero "The autograder could not make a \\
+work=$(mktemp -d "${TMPDIR:-/tmp}/dlgrade-course.XXXXXX") || { give_zero "The autograder could not make a \\
 temporary folder; this is not your fault, please tell your instructor."; exit 0; }
-trap 'rm -rf "$course"' EXIT
-log=$course/grader.log
-# solutions/ and the checks: for the grader only (student code runs as another user when the grader is root)
+trap 'rm -rf "$work"' EXIT
+log=$work/grader.log
+# the course (references, checks: for the grader only; student code runs as another user when the grader is root)
 chmod -R go-rwx "$project" 2>/dev/null || true
+course=$work/course
+cp -R -- "$project" "$course" 2>/dev/null
 dest=$course/submitted/student/$assignment
 mkdir -p "$dest"
 # links are copied as links (never followed: one could point at the instructor's files), and dlgrade refuses them
 find "$root/submission" -name '*.ipynb' \\( -type f -o -type l \\) -not -path '*/.ipynb_checkpoints/*' \\
   -exec cp -P -- {} "$dest/" \\; 2>/dev/null
 
-export DLGRADE_HOME=$project DLGRADE_CACHE=$project/reference-cache PYTHONPATH=$project${PYTHONPATH:+:$PYTHONPATH}
+export DLGRADE_CACHE=$project/.dlgrade-cache
 "$python" -m autograder grade "$course" --assignment "$assignment" --force >"$log" 2>&1
 status=$?
 cat "$log"  # Gradescope shows this to instructors
@@ -111,63 +115,85 @@ exit 0
 """
 
 
-def build_bundle(assignment: str, out: Path) -> Path:
+def build_bundle(assignment: Assignment, out: Path) -> Path:
     """Write the Gradescope autograder zip of ``assignment`` into folder ``out`` (or to ``out`` if it names a
     ``.zip``); returns the zip's path."""
-    course.suite(assignment)  # CourseError for an unknown assignment or one without checks
-    max_score = sum(course.points(assignment).values())
+    files = list(_course_files(assignment))  # CourseError now for a missing release, reference or checks
+    max_score = sum(assignment.points.values())
     out = Path(out)
-    target = out if out.suffix == ".zip" else out / f"dlgrade-gradescope-{assignment}.zip"
+    target = out if out.suffix == ".zip" else out / f"dlgrade-gradescope-{assignment.id}.zip"
     target.parent.mkdir(parents=True, exist_ok=True)
     fill = {
-        "@ASSIGNMENT@": assignment, "@VENV@": VENV, "@TORCH_INDEX@": TORCH_INDEX,
+        "@ASSIGNMENT@": shlex.quote(assignment.id), "@VENV@": VENV, "@TORCH_INDEX@": TORCH_INDEX,
         "@TORCH@": shlex.quote(_torch_requirement()), "@MAX_SCORE@": f"{max_score:g}",
-        "@SALT@": (f"export DLGRADE_SEED_SALT={shlex.quote(settings.current().seed_salt)}\n"
-                   if settings.current().seed_salt != settings.DEFAULT_SALT else ""),
     }
     tmp = target.with_name(target.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         _add(zf, "setup.sh", _fill(SETUP_SH, fill).encode(), executable=True)
         _add(zf, "run_autograder", _fill(RUN_AUTOGRADER, fill).encode(), executable=True)
-        for arcname, path in _project_files(assignment):
+        _add(zf, "dlgrade/pyproject.toml", _pyproject().encode())
+        for arcname, path in _tool_files():
             _add(zf, f"dlgrade/{arcname}", path.read_bytes())
+        for arcname, data in files:
+            _add(zf, f"course/{arcname}", data)
     os.replace(tmp, target)
     return target
 
 
-def _project_files(assignment: str) -> Iterator[tuple[str, Path]]:
-    """(name in the bundle's dlgrade/, file) for everything the grader needs to grade ``assignment``."""
-    root = course.course_root()
-    for name in ("pyproject.toml", "README.md", "nbgrader_config.py"):
-        yield name, root / name
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*")):
-        rel = path.relative_to(package)
-        if not path.is_file() or "__pycache__" in rel.parts or path.suffix == ".pyc":
-            continue
-        if rel.parts[0] == "checks" and rel.name not in ("__init__.py", f"{assignment}.py"):
-            continue  # other assignments' checks stay out
-        yield f"autograder/{rel.as_posix()}", path
-    for name in ("__init__.py", f"{assignment}.py"):
-        yield f"solutions/{name}", root / "solutions" / name
-    for folder in (course.source_notebook(assignment).parent, course.released_notebook(assignment).parent):
+def _course_files(assignment: Assignment) -> Iterator[tuple[str, bytes]]:
+    """(name in the bundle's course/, content) for the course folder with ``assignment`` alone."""
+    course = assignment.course
+    root = course.root
+    yield CONFIG, (root / CONFIG).read_bytes()
+    salt, _ = course.seed_salt
+    if salt != settings.DEFAULT_SALT:  # the course's own hidden seeds (DLGRADE_SEED_SALT, else its dlgrade.toml)
+        yield SALT_FILE, f'seed_salt = "{salt}"\n'.encode()
+    for path in (assignment.reference_path, assignment.checks_path, assignment.probes_path):
+        if path is not None:
+            yield path.relative_to(root).as_posix(), path.read_bytes()
+    for folder in (assignment.source.parent, assignment.require_release().parent):
         for path in sorted(folder.rglob("*")):
             rel = path.relative_to(root)
             if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in rel.parts):
-                yield rel.as_posix(), path
+                yield rel.as_posix(), path.read_bytes()
+
+
+def _tool_files() -> Iterator[tuple[str, Path]]:
+    """(name in the bundle's dlgrade/, file) for the grader's own code (no course: it travels in course/)."""
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package)
+        skip = rel.parts[0] == "builtin_course" or "__pycache__" in rel.parts or path.suffix == ".pyc"
+        if path.is_file() and not skip:
+            yield f"autograder/{rel.as_posix()}", path
+
+
+def _pyproject() -> str:
+    """A pyproject.toml for the bundled grader, from this installation's metadata (its version and dependencies)."""
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    try:
+        deps, this = [d for d in (requires("dlgrade") or []) if "extra ==" not in d], version("dlgrade")
+    except PackageNotFoundError as err:
+        raise CourseError("dlgrade is not installed as a package here (pip install dlgrade, or pip install -e . in "
+                          "its checkout); the bundle installs the same dependencies") from err
+    listed = ",\n".join(f"    {json.dumps(d)}" for d in deps)
+    return (f'[build-system]\nrequires = ["setuptools>=68"]\nbuild-backend = "setuptools.build_meta"\n\n'
+            f'[project]\nname = "dlgrade"\nversion = "{this}"\nrequires-python = ">=3.10"\n'
+            f"dependencies = [\n{listed},\n]\n\n"
+            '[project.scripts]\ndlgrade = "autograder.cli:main"\n\n'
+            '[tool.setuptools.packages.find]\ninclude = ["autograder*"]\n\n'
+            '[tool.setuptools.package-data]\nautograder = ["runtime/*.py", "*.json", "*.sh"]\n')
 
 
 def _torch_requirement() -> str:
-    """The project's torch pin (``torch==X``), from pyproject.toml, else from the installed metadata."""
+    """This installation's torch pin (``torch==X``), from its metadata."""
+    from importlib.metadata import PackageNotFoundError, requires
+
     try:
-        import tomllib
-
-        with open(course.course_root() / "pyproject.toml", "rb") as f:
-            deps = tomllib.load(f)["project"]["dependencies"]
-    except (ImportError, OSError, KeyError):
-        from importlib.metadata import requires
-
         deps = requires("dlgrade") or []
+    except PackageNotFoundError:
+        deps = []
     pins = [d.split(";")[0].strip() for d in deps if re.match(r"torch\s*==", d)]
     return pins[0] if pins else "torch"
 

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from . import course
+from .course import Assignment
 from .nbgrader_course import course_notebook
 from .notebook import (
     Cell,
@@ -29,23 +29,24 @@ from .runtime.protocol import Started
 from .sandbox import SandboxError, Worker
 from .suite import Check, ReferenceSide, StudentSide, TestOutcome, run_check, student_error
 
-GRADER_VERSION = "3"  # 3: exact point shares, the function on each test, the autograded notebook, follow-through
+GRADER_VERSION = "4"  # 4: the course's checks, reference and probes in the fingerprint
 NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def fingerprint(data: bytes | None, assignment: str, points: dict[str, float] | None = None) -> str:
-    """Content hash deciding whether a stored result is still current: the notebook's bytes and the points it
-    earns."""
-    digest = hashlib.sha256(f"dlgrade{GRADER_VERSION}:{assignment}:{sorted((points or {}).items())}:".encode())
+def fingerprint(data: bytes | None, assignment: Assignment, points: dict[str, float] | None = None) -> str:
+    """Content hash deciding whether a stored result is still current: the notebook's bytes, the points it earns,
+    and the assignment's checks, reference and probes (a changed one regrades what it affects)."""
+    digest = hashlib.sha256(f"dlgrade{GRADER_VERSION}:{assignment.id}:{sorted((points or {}).items())}:"
+                            f"{assignment.definition_hash}:".encode())
     digest.update(b"none" if data is None else data)
     return digest.hexdigest()
 
 
-def submission_fingerprint(folder: Path, assignment: str, points: dict[str, float] | None = None) -> str:
+def submission_fingerprint(folder: Path, assignment: Assignment, points: dict[str, float] | None = None) -> str:
     """:func:`fingerprint` of the notebook a folder holds (read as grading reads it: no links, size-capped)."""
-    path, _ = find_notebook(folder, course.notebook_name(assignment))
+    path, _ = find_notebook(folder, assignment.notebook)
     try:
         data = None if path is None else read_file(path)
     except NotebookError as err:
@@ -56,23 +57,24 @@ def submission_fingerprint(folder: Path, assignment: str, points: dict[str, floa
 class Grader:
     """Grades submissions of one assignment; the reference and its cached outputs live as long as it.
 
-    With ``course_dir``, points come from that course's own notebook (its ``source/``, else its gradebook; see
-    :func:`~autograder.nbgrader_course.course_notebook`), else from the installed source notebook. Each function's
-    points are split exactly over its checks (:func:`~autograder.points.split`).
+    Points come from the course's own notebook (its ``source/``, else its gradebook; see
+    :func:`~autograder.nbgrader_course.course_notebook`). Each function's points are split exactly over its checks
+    (:func:`~autograder.points.split`).
     """
 
-    def __init__(self, assignment: str, course_dir: Path | None = None) -> None:
-        self.assignment = assignment
-        self.suite = course.suite(assignment)
-        course.reference_path(assignment)  # CourseError now, before any grading, if the reference is missing
-        self.reference = ReferenceSide(lambda: course.reference(assignment),
-                                       ReferenceCache(assignment, course.reference_files(assignment)))
-        self.notebook = course_notebook(assignment, course_dir)
+    def __init__(self, assignment: Assignment) -> None:
+        self.definition = assignment
+        self.assignment = assignment.id
+        self.suite = assignment.suite
+        probes = {assignment.probe_module: assignment.probes} if assignment.probes else {}
+        self.reference = ReferenceSide(lambda: assignment.reference,
+                                       ReferenceCache(assignment.id, assignment.reference_files()), probes)
+        self.notebook = course_notebook(assignment)
         self.points = self.notebook.points
         # a function's points are split exactly over its checks; advisory checks carry none
         self.shares = {f: split(self.points[f], sum(c.function == f and not c.advisory for c in self.suite.checks))
                        for f in self.suite.functions}
-        self.demo_sources = demo_cells(course.released_notebook(assignment))
+        self.demo_sources = demo_cells(assignment.require_release())
 
     @property
     def max_score(self) -> float:
@@ -103,13 +105,13 @@ class Grader:
                 notes.append(note)
         if path is None:
             return self._zero(student, f"No notebook found: expected {self.suite.notebook}.", start,
-                              {"sha256": fingerprint(None, self.assignment, self.points)})
+                              {"sha256": fingerprint(None, self.definition, self.points)})
         try:
             data = read_file(path)
         except NotebookError as err:
             return self._zero(student, f"The notebook could not be graded: {err}.", start,
-                              {"sha256": fingerprint(f"refused: {err}".encode(), self.assignment, self.points)})
-        extra = {"sha256": fingerprint(data, self.assignment, self.points)}
+                              {"sha256": fingerprint(f"refused: {err}".encode(), self.definition, self.points)})
+        extra = {"sha256": fingerprint(data, self.definition, self.points)}
         try:
             cells = parse_cells(data)
         except NotebookError as err:
@@ -221,7 +223,7 @@ class Grader:
     def refusal(self, student: str, reason: str) -> SubmissionResult:
         """The result of a submission that is not graded (its folder is a link, say)."""
         return self._zero(student, f"The submission could not be graded: {reason}.", time.perf_counter(),
-                          {"sha256": fingerprint(f"refused: {reason}".encode(), self.assignment, self.points)})
+                          {"sha256": fingerprint(f"refused: {reason}".encode(), self.definition, self.points)})
 
     def failure(self, student: str, err: Exception) -> SubmissionResult:
         """The result of a submission the grader itself failed on."""
@@ -235,13 +237,14 @@ class Grader:
                                 reason=reason, tests=tests, extra=extra)
 
 
-def warm_reference_cache(assignment: str) -> Path:
+def warm_reference_cache(assignment: Assignment) -> Path:
     """Compute every reference value the checks of ``assignment`` use (on every seed and device of this machine)
     and keep them in the reference cache; returns the cache file. Run where the grading image or bundle is built."""
     from .suite import LocalSide
 
     grader = Grader(assignment)
-    student = LocalSide(vars(grader.reference.module))  # the reference in the student's place: every input occurs
+    # the reference in the student's place: every input occurs
+    student = LocalSide(vars(grader.reference.module), grader.reference.probes)
     for check in grader.suite.checks:
         run_check(check, student, grader.reference)
     grader.reference.cache.save()

@@ -20,11 +20,16 @@ from .suite import LocalSide, ReferenceSide, run_check
 
 
 def run_hidden_tests(assignment: str, function: str, namespace: dict) -> None:
-    """Run every check of ``function`` against the kernel's ``namespace``; raise AssertionError on failure."""
-    suite = course.suite(assignment)
-    reference = ReferenceSide(course.reference(assignment))
-    side = LocalSide(namespace)
-    outcomes = [run_check(c, side, reference) for c in suite.checks if c.function == function]
+    """Run every check of ``function`` against the kernel's ``namespace``; raise AssertionError on failure.
+
+    The course is the one the notebook is graded in: ``DLGRADE_HOME``, else the nearest folder above the kernel's
+    working folder that holds nbgrader_config.py (nbgrader autograde runs each notebook in
+    ``autograded/<student>/<assignment>/`` of its course)."""
+    definition = course.find().assignment(assignment)
+    probes = {definition.probe_module: definition.probes} if definition.probes else {}
+    reference = ReferenceSide(definition.reference, probes=probes)
+    side = LocalSide(namespace, probes)
+    outcomes = [run_check(c, side, reference) for c in definition.suite.checks if c.function == function]
     for outcome in outcomes:
         if outcome.check.advisory and not outcome.passed:
             print(f"{outcome.check.name}: {outcome.output}")

@@ -1,8 +1,8 @@
 """The course's own nbgrader notebook, and leaving a course the way ``nbgrader autograde`` would.
 
-Points, cells and notebooks come from the course folder first: ``COURSE/source/<assignment>/<notebook>``, else the
-course's ``gradebook.db``, else the copy installed with dlgrade. A course notebook whose graded cells do not match the
-installed checks is a :class:`~autograder.course.CourseError` naming the cell.
+Points, cells and notebooks come from the course folder: ``COURSE/source/<assignment>/<notebook>``, checked against
+the course's ``gradebook.db`` when it has one. A course notebook whose graded cells do not match the assignment's
+checks is a :class:`~autograder.course.CourseError` naming the cell.
 
 After grading, each submission gets ``autograded/<student>/<assignment>/<notebook>.ipynb``: the submission as graded,
 read-only cells restored as released, nbgrader's cell metadata, and each test cell's output replaced by dlgrade's
@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from . import course
+from .course import Assignment
 from .notebook import Cell, read_cells
 from .points import format_points, total
 from .reports import write_atomic
 from .results import SubmissionResult, TestResult
 from .suite import Suite
 
-AUTOGRADED = "autograded"
 SMALL_FILE_BYTES = 64 * 1024  # timestamp.txt, submission_secret.txt
 _SOLUTION = re.compile(r"^([ \t]*)### BEGIN SOLUTION.*?### END SOLUTION[ \t]*$", re.MULTILINE | re.DOTALL)
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
@@ -92,30 +92,18 @@ class CourseNotebook:
 
 # -- where the course's notebook comes from ------------------------------------------------------------------------
 
-def course_notebook(assignment: str, course_dir: Path | None = None) -> CourseNotebook:
-    """The notebook of ``assignment`` as the course at ``course_dir`` defines it (source/, else gradebook.db, else the
-    installed copy), checked against the installed checks."""
-    filename = course.notebook_name(assignment)
-    released = _read_notebook(course.released_notebook(assignment))
-    installed = _from_notebook(assignment, course.source_notebook(assignment), _released_cells(released))
-    chosen = installed
-    if course_dir is not None:
-        source = course_dir / "source" / assignment
-        from_source = None
-        if source.is_dir():
-            if not (source / filename).is_file():
-                found = ", ".join(sorted(p.name for p in source.glob("*.ipynb"))) or "no notebook"
-                raise course.CourseError(f"{source} has {found}, but dlgrade grades {assignment} as {filename}")
-            _refuse_other_graded_notebooks(source, filename, assignment)
-            from_source = _from_notebook(assignment, source / filename, _released_cells(released))
-        from_gradebook = _from_gradebook(course_dir / "gradebook.db", assignment, filename, installed)
-        if from_source is not None and from_gradebook is not None:
-            _agree(from_source, from_gradebook)
-        chosen = from_source or from_gradebook or installed
-        if from_gradebook is not None:  # released sources and checksums as nbgrader stored them
-            stored = {c.grade_id: c for c in from_gradebook.cells}
-            chosen = _with_cells(chosen, [_released_from(c, stored.get(c.grade_id)) for c in chosen.cells])
-    _check_against(course.suite(assignment), chosen)
+def course_notebook(assignment: Assignment) -> CourseNotebook:
+    """The notebook of ``assignment`` as its course defines it (source/, and the gradebook when the course has one:
+    the two must agree), checked against the assignment's checks."""
+    released = _read_notebook(assignment.require_release())
+    chosen = _from_notebook(assignment.id, assignment.source, _released_cells(released))
+    from_gradebook = _from_gradebook(assignment.course.root / "gradebook.db", assignment.id, assignment.notebook,
+                                     chosen)
+    if from_gradebook is not None:
+        _agree(chosen, from_gradebook)
+        stored = {c.grade_id: c for c in from_gradebook.cells}  # released sources and checksums as nbgrader stored them
+        chosen = _with_cells(chosen, [_released_from(c, stored.get(c.grade_id)) for c in chosen.cells])
+    _check_against(assignment.suite, chosen)
     return CourseNotebook(chosen.assignment, chosen.name, chosen.cells, chosen.origin, dict(released.metadata))
 
 
@@ -180,7 +168,7 @@ def _released_cells(released: _Node) -> dict[str, tuple[str, str | None]]:
 
 
 def _release_source(source: str, kind: str, role: str) -> str:
-    """What a release makes of a source cell (for a cell the installed release does not have)."""
+    """What a release makes of a source cell (for a cell the course's release does not have yet)."""
     if role in ("answer", "solution", "task"):
         if kind == "markdown":
             return TEXT_STUB if role != "task" else source
@@ -227,20 +215,7 @@ def _from_notebook(assignment: str, path: Path, released: dict[str, tuple[str, s
     return CourseNotebook(assignment, path.stem, tuple(cells), str(path))
 
 
-def _refuse_other_graded_notebooks(folder: Path, filename: str, assignment: str) -> None:
-    for other in sorted(folder.glob("*.ipynb")):
-        if other.name == filename:
-            continue
-        try:
-            graded = [c.grade_id for c in read_cells(other) if c.points or c.role == "test"]
-        except Exception:  # noqa: BLE001 - not a notebook: nbgrader would not grade it either
-            continue
-        if graded:
-            raise course.CourseError(f"{other} has graded cells ({', '.join(map(str, graded[:3]))}), but dlgrade "
-                                     f"grades only {filename} in {assignment}")
-
-
-def _from_gradebook(db: Path, assignment: str, filename: str, installed: CourseNotebook) -> CourseNotebook | None:
+def _from_gradebook(db: Path, assignment: str, filename: str, ours: CourseNotebook) -> CourseNotebook | None:
     """The notebook as the course's gradebook records it (``nbgrader generate_assignment`` with a database), or None
     when the gradebook does not know it."""
     if not db.is_file():
@@ -270,12 +245,12 @@ def _from_gradebook(db: Path, assignment: str, filename: str, installed: CourseN
         sources = {c.name: (c.cell_type, c.locked, c.source or "", c.checksum) for c in notebook.source_cells}
     if not grades and not solutions:
         return None
-    order = [c.grade_id for c in installed.cells]
+    order = [c.grade_id for c in ours.cells]
     names = sorted(set(grades) | set(solutions) | set(tasks) | set(sources),
                    key=lambda n: (order.index(n) if n in order else len(order), n))
     cells = []
     for n in names:
-        known = installed.cell(n)  # a cell without a source cell in the gradebook: as the installed release has it
+        known = ours.cell(n)  # a cell without a source cell in the gradebook: as the course's release has it
         kind, locked, source, checksum = sources.get(n, (grades.get(n, (0, known.kind if known else "code"))[1],
                                                          known.locked if known else False,
                                                          known.source if known else "",
@@ -311,26 +286,26 @@ def _check_against(suite: Suite, nb: CourseNotebook) -> None:
     for cell in tests:
         if cell.grade_id not in expected:
             raise course.CourseError(
-                f"{nb.origin}: cell {cell.grade_id!r} is an autograded test cell, but the installed checks of "
+                f"{nb.origin}: cell {cell.grade_id!r} is an autograded test cell, but the checks of "
                 f"{nb.assignment} have nothing for it (they grade {', '.join(sorted(expected))}). Make it a manually "
                 "graded cell, remove it, or add checks for it to dlgrade.")
     missing = sorted(expected - {c.grade_id for c in tests})
     if missing:
         raise course.CourseError(
             f"{nb.origin}: no autograded test cell {missing[0]!r} for {missing[0].removeprefix('test_')}, which the "
-            f"installed checks of {nb.assignment} grade (missing: {', '.join(missing)}). Restore the cell (a read-only "
+            f"checks of {nb.assignment} grade (missing: {', '.join(missing)}). Restore the cell (a read-only "
             "'Autograder tests' cell with that ID) or install the checks that match this course.")
 
 
 # -- the autograded notebook ---------------------------------------------------------------------------------------
 
-def write_autograded(course_dir: Path, submission: Path, result: SubmissionResult, nb: CourseNotebook) -> Path:
+def write_autograded(assignment: Assignment, submission: Path, result: SubmissionResult, nb: CourseNotebook) -> Path:
     """Write ``autograded/<student>/<assignment>/<notebook>.ipynb`` with its timestamp and secret, and note in
     ``result.extra["nbgrader"]`` what the gradebook needs (timestamp, unanswered cells)."""
-    folder = course_dir / AUTOGRADED / result.student / result.assignment
+    folder = assignment.course.folder("autograded") / result.student / result.assignment
     timestamp = read_small(submission / "timestamp.txt")
     secret = read_small(submission / "submission_secret.txt")
-    released = read_cells(course.released_notebook(result.assignment))
+    released = read_cells(assignment.require_release())
     try:
         document, unanswered = autograded_notebook(result.cells if result.cells is not None else released, result, nb)
     except Exception as err:  # noqa: BLE001 - whatever a submission holds, it gets an autograded notebook
@@ -469,12 +444,13 @@ def read_small(path: Path) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def is_current(course_dir: Path, submission: Path, result: SubmissionResult) -> bool:
-    """Whether the autograded notebook of a stored result is there and from the submission's current timestamp."""
+def is_current(autograded: Path, submission: Path, result: SubmissionResult) -> bool:
+    """Whether the autograded notebook of a stored result is in the course's ``autograded`` folder and from the
+    submission's current timestamp."""
     info = result.extra.get("nbgrader")
     if not isinstance(info, dict):
         return False
-    folder = course_dir / AUTOGRADED / result.student / result.assignment
+    folder = autograded / result.student / result.assignment
     if not (folder / f"{info.get('notebook')}.ipynb").is_file():
         return False
     return valid_timestamp(read_small(submission / "timestamp.txt")) == info.get("timestamp")

@@ -3,8 +3,9 @@
 - Tolerances depend on the dtype being compared: float64 results (numpy) must agree tightly, float32
   results (torch) more loosely, and results of many accumulated steps (training) get a documented factor.
 - Seeds: every check runs on the public seed (which a student can reproduce; failures may show inputs)
-  and on hidden seeds derived from the check's name and a course salt (``DLGRADE_SEED_SALT``), so a
-  notebook that hard-codes public answers fails. Hidden inputs are never printed.
+  and on hidden seeds derived from the check's name and the course's private salt (its ``dlgrade.toml``, which
+  ``dlgrade init`` writes, or ``DLGRADE_SEED_SALT``), so a notebook that hard-codes public answers fails. Hidden
+  inputs are never printed.
 - Devices: ``cpu`` always; ``cuda`` and ``mps`` when the grader's torch sees them.
 """
 
@@ -51,9 +52,10 @@ def tolerance(dtype: str, iterative: bool = False) -> Tolerance:
     return base
 
 
-def seeds(check_name: str, hidden_count: int = HIDDEN_SEED_COUNT) -> list[tuple[int, bool]]:
-    """``(seed, public)`` pairs for one check: the public seed first, then the hidden ones."""
-    salt = settings.current().seed_salt
+def seeds(check_name: str, hidden_count: int = HIDDEN_SEED_COUNT, salt: str | None = None) -> list[tuple[int, bool]]:
+    """``(seed, public)`` pairs for one check: the public seed first, then the hidden ones, derived from the check's
+    name and the course's ``salt`` (default: ``DLGRADE_SEED_SALT``, else dlgrade's public default)."""
+    salt = settings.current().seed_salt if salt is None else salt
     hidden = []
     for i in range(hidden_count):
         digest = hashlib.sha256(f"{salt}:{check_name}:{i}".encode()).digest()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import course
+from .course import sandbox_imports
 from .notebook import Cell, NotebookError, cells_to_run, demo_cells, read_cells
 from .sandbox import Worker
 from .suite import student_error
+
+if TYPE_CHECKING:
+    from .course import Assignment, Course
 
 
 @dataclass
@@ -20,35 +24,39 @@ class PublicTest:
     message: str = ""
 
 
-def assignment_of(notebook: Path, cells: list[Cell]) -> str | None:
-    """The course assignment this notebook belongs to: by its file name (tolerating renames like ``x (1).ipynb``),
-    else by its graded cells; None for a notebook of no known assignment."""
+def assignment_of(notebook: Path, cells: list[Cell], course: Course) -> Assignment | None:
+    """The assignment of ``course`` this notebook belongs to: by its file name (tolerating renames like
+    ``x (1).ipynb``), else by its graded cells; None for a notebook of no assignment of the course."""
     stem = notebook.name.split(" (")[0].removesuffix(".ipynb")
-    for assignment, name in course.ASSIGNMENTS.items():
-        if name.removesuffix(".ipynb") == stem:
+    assignments = [course.assignment(a) for a in course.assignments()]
+    for assignment in assignments:
+        if assignment.notebook.removesuffix(".ipynb") == stem:
             return assignment
     ids = {c.grade_id for c in cells if c.grade_id}
-    for assignment in course.available():
-        if set(course.suite(assignment).functions) <= ids:
+    for assignment in assignments:
+        if set(assignment.suite.functions) <= ids:
             return assignment
     return None
 
 
-def check_notebook(notebook: Path) -> list[PublicTest]:
+def check_notebook(notebook: Path, course: Course | None = None) -> list[PublicTest]:
     """Run the notebook with its visible test cells; one :class:`PublicTest` per test cell.
 
-    As in grading, the release's own demonstration cells (plots, worked examples) are skipped: the public tests
-    need only the notebook's imports and functions."""
+    With the ``course`` it belongs to (an instructor's or TA's run), the release's own demonstration cells (plots,
+    worked examples) are skipped, as in grading, and the sandbox imports what the assignment needs first; a
+    student, who has no course, runs every cell."""
     cells = read_cells(notebook)
     tests = [c for c in cells if c.role == "test"]
     if not tests:
         raise NotebookError("this notebook has no visible test cells (was its nbgrader metadata removed?)")
-    assignment = assignment_of(notebook, cells)
-    preload, demo = ("numpy",), frozenset()
-    if assignment is not None and course.released_notebook(assignment).is_file():
-        preload = course.sandbox_imports([assignment])[0]
-        demo = demo_cells(course.released_notebook(assignment))
-    with Worker(hide=course.secret_paths(), preload=preload) as worker:
+    preload, demo, probes, hide = ("numpy",), frozenset(), {}, []
+    assignment = assignment_of(notebook, cells, course) if course is not None else None
+    if assignment is not None and assignment.released.is_file():
+        preload, _, probes = sandbox_imports([assignment])
+        demo = demo_cells(assignment.released)
+    if course is not None:
+        hide = course.secrets
+    with Worker(hide=hide, preload=preload, probes=probes) as worker:
         run = worker.run_notebook(cells_to_run(cells, include_tests=True, demo_sources=demo))
         worker.end_submission()
     reports = {r.index: r for r in run.cells}

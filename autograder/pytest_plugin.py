@@ -2,6 +2,7 @@
 
     python -m pytest -p autograder.pytest_plugin --submission linear_regression.ipynb
     python -m pytest -p autograder.pytest_plugin --submission nb.ipynb --assignment a1_linear_regression -k mse
+    python -m pytest -p autograder.pytest_plugin --submission nb.ipynb --course ~/mycourse
 
 One item per check, seed and device, with ids like
 ``a1_linear_regression::mse_gradient::matches the reference on random beta, X and y[hidden-1-cpu]``; a failing item
@@ -10,8 +11,10 @@ pytest test. The verdicts are ``dlgrade grade``'s: a check passes there exactly 
 follow-through applies the same way (a function whose helper fails its own checks is run with the reference's
 helper). With several ``--submission`` options, each notebook's items are prefixed by its path.
 
-This is how an instructor writes and debugs a check: add it to ``autograder/checks/<id>.py``, then run it against
-the reference (``samples.build``) and against a mistaken notebook and watch it pass and fail.
+The course is found as every dlgrade command finds it: ``--course DIR``, else ``DLGRADE_HOME``, else the current
+folder or its nearest parent holding ``nbgrader_config.py``. This is how an instructor writes and debugs a check:
+add it to the course's ``checks/<id>.py``, then run it against the reference (``samples.build``) and against a
+mistaken notebook and watch it pass and fail.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="a student notebook to grade (repeatable)")
     group.addoption("--assignment", default=None, metavar="ID",
                     help="the assignment (default: from the notebook's name, else its graded cells)")
+    group.addoption("--course", default=None, type=Path, metavar="DIR",
+                    help="the course folder (default: DLGRADE_HOME, else the nearest folder holding "
+                    "nbgrader_config.py)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,8 +58,14 @@ def pytest_collection(session: pytest.Session) -> bool | None:
         return None
     items: list[pytest.Item] = []
     grading = config.stash[SESSION]
+    from .course import CourseError, find
+
+    try:
+        grading.course = find(config.getoption("course"))
+    except CourseError as err:
+        raise pytest.UsageError(str(err)) from err
     for path in notebooks:
-        name = _assignment(path, config.getoption("assignment"))
+        name = _assignment(path, config.getoption("assignment"), grading.course)
         grading.assignments.append(name)
         nodeid = name if len(notebooks) == 1 else f"{path}::{name}"
         node = Submission.from_parent(session, name=name, path=path.resolve(), nodeid=nodeid, assignment=name)
@@ -66,21 +78,21 @@ def pytest_collection(session: pytest.Session) -> bool | None:
     return True
 
 
-def _assignment(path: Path, given: str | None) -> str:
-    from . import course
+def _assignment(path: Path, given: str | None, course: Any) -> str:
+    from .course import CourseError
     from .notebook import NotebookError, read_cells
     from .public_tests import assignment_of
 
-    if given:
-        course.suite(given)  # CourseError for an unknown one
-        return given
     try:
-        found = assignment_of(path, read_cells(path))
-    except NotebookError as err:
+        if given:
+            return course.assignment(given).id  # CourseError for one the course does not define
+        found = assignment_of(path, read_cells(path), course)
+    except (CourseError, NotebookError) as err:
         raise pytest.UsageError(f"{path}: {err}") from err
     if found is None:
-        raise pytest.UsageError(f"cannot tell which assignment {path.name} belongs to: pass --assignment")
-    return found
+        raise pytest.UsageError(f"cannot tell which assignment of {course.root} {path.name} belongs to: pass "
+                                "--assignment")
+    return found.id
 
 
 class Submission(pytest.Collector):
@@ -91,9 +103,8 @@ class Submission(pytest.Collector):
         self.assignment = assignment
 
     def collect(self) -> Iterator[Function]:
-        from . import course
-
-        for function in course.suite(self.assignment).functions:
+        course = self.config.stash[SESSION].course
+        for function in course.assignment(self.assignment).suite.functions:
             yield Function.from_parent(self, name=function)
 
 
@@ -101,10 +112,11 @@ class Function(pytest.Collector):
     """The checks of one graded function, each on every seed and device."""
 
     def collect(self) -> Iterator[CheckItem]:
-        from . import course, policy
+        from . import policy
 
         submission: Submission = self.parent
-        for check in course.suite(submission.assignment).checks:
+        course = self.config.stash[SESSION].course
+        for check in course.assignment(submission.assignment).suite.checks:
             if check.function != self.name:
                 continue
             runs = check.runs
@@ -154,6 +166,7 @@ class GradingSession:
         self.graders: dict[str, Any] = {}
         self.helper_verdicts: dict[str, bool] = {}
         self.assignments: list[str] = []  # of the notebooks collected: what the worker imports first
+        self.course: Any = None
 
     def run(self, submission: Submission, check: Any, seed: int, public: bool, device: str) -> str | None:
         from .suite import run_check
@@ -165,18 +178,18 @@ class GradingSession:
         return None if outcome.passed else outcome.output
 
     def _start(self, submission: Submission) -> Any:
-        from . import course
+        from .course import sandbox_imports
         from .grading import Grader
         from .notebook import cells_to_run, read_cells
         from .sandbox import Worker
 
         grader = self.graders.get(submission.assignment)
         if grader is None:
-            grader = self.graders[submission.assignment] = Grader(submission.assignment)
+            grader = self.graders[submission.assignment] = Grader(self.course.assignment(submission.assignment))
         if self.current != submission.path:
             if self.worker is None:
-                preload, warm = course.sandbox_imports(self.assignments)
-                self.worker = Worker(0, preload=preload, hide=course.secret_paths(), warm_torch=warm)
+                preload, warm, probes = sandbox_imports([self.course.assignment(a) for a in self.assignments])
+                self.worker = Worker(0, preload=preload, hide=self.course.secrets, warm_torch=warm, probes=probes)
                 self.worker.start()
             else:
                 self.worker.end_submission()

@@ -12,10 +12,14 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .points import format_points
 from .results import SubmissionResult, read_result
 from .untrusted import for_csv, for_terminal
+
+if TYPE_CHECKING:
+    from .course import Course
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -51,8 +55,9 @@ def collect(course_dir: Path) -> list[SubmissionResult]:
     return sorted(results, key=lambda r: (r.assignment, r.student))
 
 
-def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) -> list[SubmissionResult]:
+def write_reports(course: Course, log: Callable[[str], None] | None = None) -> list[SubmissionResult]:
     """grades.csv, grades.svg and the gradebook from every stored result (also ``dlgrade merge``)."""
+    course_dir = course.root
     results = collect(course_dir)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -72,17 +77,20 @@ def write_reports(course_dir: Path, log: Callable[[str], None] | None = None) ->
     if gradebook.is_file() and results:
         from .gradebook import record
 
-        record(gradebook, results, {a: nbgrader_course.course_notebook(a, course_dir)
-                                    for a in sorted({r.assignment for r in results})})
+        known = set(course.assignments())
+        recorded = [r for r in results if r.assignment in known]
+        record(gradebook, recorded, {a: nbgrader_course.course_notebook(course.assignment(a))
+                                     for a in sorted({r.assignment for r in recorded})})
         if log:
             log(f"recorded {len(results)} result(s) in {gradebook}")
     return results
 
 
-def give_to_course_owner(course_dir: Path) -> None:
+def give_to_course_owner(course: Course) -> None:
     """As root (the grading image), hand what the grader wrote (``graded/``, ``autograded/``, ``grades.csv``,
     ``grades.svg``, ``gradebook.db``) to the owner of the course folder, so that the TA who mounted it can edit and
     delete it."""
+    course_dir = course.root
     if os.geteuid() != 0:
         return
     try:
@@ -91,10 +99,8 @@ def give_to_course_owner(course_dir: Path) -> None:
         return
     if owner.st_uid == 0:
         return
-    from .nbgrader_course import AUTOGRADED
-
     paths = [course_dir / "grades.csv", course_dir / "grades.svg", course_dir / "gradebook.db"]
-    for folder in (course_dir / "graded", course_dir / AUTOGRADED):
+    for folder in (course_dir / "graded", course.folder("autograded")):
         if folder.is_dir():
             paths += [folder, *folder.rglob("*")]
     for path in paths:

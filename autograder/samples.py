@@ -12,14 +12,14 @@ from pathlib import Path
 
 import nbformat
 
-from . import course
+from .course import Assignment
 
 _SOLUTION = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
 
 
-def solved_cells(assignment: str) -> dict[str, str]:
+def solved_cells(assignment: Assignment) -> dict[str, str]:
     """Source of every solution or answer cell (by grade_id), markers removed, as a student would write it."""
-    nb = nbformat.read(course.source_notebook(assignment), as_version=4)
+    nb = nbformat.read(assignment.source, as_version=4)
     cells = {}
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
@@ -28,10 +28,10 @@ def solved_cells(assignment: str) -> dict[str, str]:
     return cells
 
 
-def build(assignment: str, replace: dict[str, str] | None = None, extra_cells: list[str] = (),
+def build(assignment: Assignment, replace: dict[str, str] | None = None, extra_cells: list[str] = (),
           solved: bool = True) -> nbformat.NotebookNode:
     """The released notebook, solved (or not), with cells ``replace``-d by grade_id and code appended."""
-    nb = nbformat.read(course.released_notebook(assignment), as_version=4)
+    nb = nbformat.read(assignment.require_release(), as_version=4)
     filled = solved_cells(assignment) if solved else {}
     filled.update(replace or {})
     for cell in nb.cells:

@@ -1,4 +1,4 @@
-"""The check framework every assignment's checks are written in (``autograder/checks/<id>.py``).
+"""The check framework every assignment's checks are written in (a course's ``checks/<id>.py``).
 
 A check is a plain function taking a :class:`Trial`, registered on an assignment's :class:`Suite` with the
 name of the function it grades. :func:`run_check` calls it once per seed (public, then hidden) and per device,
@@ -47,17 +47,19 @@ class StudentSide(Protocol):
 
 
 class LocalSide:
-    """Runs probes in this process on a namespace (the nbgrader kernel, or the reference module)."""
+    """Runs probes in this process on a namespace (the nbgrader kernel, or the reference module); ``probes``: the
+    assignment's own probe module, by the name the checks call it."""
 
-    def __init__(self, namespace: dict) -> None:
+    def __init__(self, namespace: dict, probes: Mapping[str, ModuleType] | None = None) -> None:
         self.namespace = namespace
+        self.probes = dict(probes or {})
 
     def call(self, probe: str, args: dict, seconds: float | None = None,
              on_ask: AskHandler | None = None) -> CallResult:
         from .runtime.student import describe_exception
 
         try:
-            value = run_probe(probe, self.namespace, decode(encode(args)))
+            value = run_probe(probe, self.namespace, decode(encode(args)), self.probes)
             return CallResult(True, value=decode(encode(value)))
         except Exception as err:  # noqa: BLE001 - becomes feedback like any student error
             return CallResult(False, error=describe_exception(err))
@@ -70,10 +72,12 @@ class ReferenceSide:
     """The reference solution, in the grader's process, its outputs cached across submissions (in memory, and on
     disk when given a :class:`ReferenceCache`). The module is imported only when a value is not cached."""
 
-    def __init__(self, module: ModuleType | Callable[[], ModuleType], cache: ReferenceCache | None = None) -> None:
+    def __init__(self, module: ModuleType | Callable[[], ModuleType], cache: ReferenceCache | None = None,
+                 probes: Mapping[str, ModuleType] | None = None) -> None:
         self._module = module if isinstance(module, ModuleType) else None
         self._load = None if isinstance(module, ModuleType) else module
         self.cache = cache
+        self.probes = dict(probes or {})
         self._memory: dict[str, Any] = {}
 
     @property
@@ -84,7 +88,7 @@ class ReferenceSide:
 
     @property
     def _local(self) -> LocalSide:
-        return LocalSide(vars(self.module))
+        return LocalSide(vars(self.module), self.probes)
 
     def call(self, probe: str, args: dict) -> Any:
         key = f"{probe}:{hashlib.sha256(encode(args)).hexdigest()}"
@@ -146,6 +150,8 @@ class Check:
     seconds: float | None = None
     advisory: bool = False  # observed only inside the student's process, so it could be forged: no points
     trains: bool = False  # trains the student's model: one hidden seed (policy.TRAINING_HIDDEN_SEED_COUNT)
+    probes: str = ""  # the assignment's probe module: ``t.probe("fit")`` means ``t.probe(f"{probes}.fit")``
+    salt: str | None = None  # the course's seed salt (None: DLGRADE_SEED_SALT, else the public default)
 
     @property
     def name(self) -> str:
@@ -156,7 +162,8 @@ class Check:
         """The ``(seed, public)`` pairs this check runs on: the public seed, then the hidden ones."""
         if not self.seeded:
             return [(policy.PUBLIC_SEED, True)]
-        return policy.seeds(self.name, policy.TRAINING_HIDDEN_SEED_COUNT if self.trains else policy.HIDDEN_SEED_COUNT)
+        count = policy.TRAINING_HIDDEN_SEED_COUNT if self.trains else policy.HIDDEN_SEED_COUNT
+        return policy.seeds(self.name, count, self.salt)
 
 
 @dataclass(frozen=True)
@@ -188,8 +195,8 @@ class Suite:
     """All checks of one assignment, in order, which functions the contract chains together, and the catalogue
     of known mistakes and correct variants the tests (and the demo) grade."""
 
-    assignment: str
-    notebook: str
+    assignment: str = ""  # set by the course from the file's place (checks/<id>.py)
+    notebook: str = ""  # likewise: the one notebook in source/<id>/
     # function -> the graded helpers it calls: judged with the reference's helper when that helper fails its own
     # checks (follow-through credit)
     depends: dict[str, list[str]] = field(default_factory=dict)
@@ -201,6 +208,13 @@ class Suite:
     checks: list[Check] = field(default_factory=list)
     preload: tuple[str, ...] = ()  # modules the probes need in the sandbox (the notebook's imports are added)
     warm_torch: bool = False  # the probes train with optimizers: pay torch's lazy imports once per worker
+
+    def bind(self, assignment: str, notebook: str, probes: str, salt: str | None = None) -> None:
+        """Tell the suite which assignment it grades and the course's seed salt (the course does, when it loads
+        checks/<id>.py)."""
+        self.assignment, self.notebook = assignment, notebook
+        for check in self.checks:
+            check.probes, check.salt = probes, salt
 
     def groups(self, functions: Collection[str]) -> list[list[str]]:
         """``functions`` (in suite order) in groups closed under :attr:`depends`: a function and the helpers it
@@ -235,7 +249,8 @@ class Suite:
         """Register the decorated ``fn(t: Trial)`` as a check of ``function`` (``advisory``: reported, no points)."""
 
         def register(fn: Callable[[Trial], None]) -> Callable[[Trial], None]:
-            self.checks.append(Check(function, description, fn, seeded, on_devices, seconds, advisory, trains))
+            bound = (self.checks[0].probes, self.checks[0].salt) if self.checks else ("", None)
+            self.checks.append(Check(function, description, fn, seeded, on_devices, seconds, advisory, trains, *bound))
             return fn
 
         return register
@@ -307,7 +322,7 @@ class Trial:
         follow-through questions of helpers that take torch objects (see :meth:`ReferenceSide.answer`)."""
         args.setdefault("device", self.device)
         on_ask = self.reference.answer(self.stubs, helpers) if self.stubs else None
-        reply = self.student.call(probe, args, seconds or self.check.seconds, on_ask=on_ask)
+        reply = self.student.call(self._probe_name(probe), args, seconds or self.check.seconds, on_ask=on_ask)
         if not reply.ok:
             raise Failure(student_problem(label or self.check.function, reply.error))
         return reply.value
@@ -315,7 +330,11 @@ class Trial:
     def ref_probe(self, probe: str, **args: Any) -> Any:
         """Run ``probe`` on the reference solution."""
         args.setdefault("device", self.device)
-        return self.reference.call(probe, args)
+        return self.reference.call(self._probe_name(probe), args)
+
+    def _probe_name(self, probe: str) -> str:
+        """``"fit"`` is the assignment's own probe ``fit`` (probes/<id>.py); ``"module.name"`` is as given."""
+        return probe if "." in probe else f"{self.check.probes}.{probe}"
 
     # -- judging ------------------------------------------------------------------------------------
     def fail(self, text: str, detail: str = "", hint: str = "") -> NoReturn:
@@ -328,10 +347,15 @@ class Trial:
             self.fail(text, detail, hint)
 
     def expect_close(self, got: Any, want: Any, what: str, *, iterative: bool = False,
-                     hints: Sequence[Hint] = (), note: str = "") -> None:
+                     hints: Sequence[Hint] = (), note: str = "", rtol: float | None = None,
+                     atol: float | None = None) -> None:
         """Fail unless ``got`` matches ``want`` (``what`` names the result without values; ``note``, also without
-        values, follows the failure, e.g. to say that the contract fixes a recipe)."""
-        problem = compare(got, want, what, iterative=iterative, hints=hints)
+        values, follows the failure, e.g. to say that the contract fixes a recipe). The tolerance is the policy's
+        for the reference's dtype (``autograder/policy.py``) unless this check sets ``rtol`` and ``atol``."""
+        override = None
+        if rtol is not None or atol is not None:
+            override = policy.Tolerance(rtol=0.0 if rtol is None else rtol, atol=0.0 if atol is None else atol)
+        problem = compare(got, want, what, iterative=iterative, hints=hints, tolerance=override)
         if problem:
             if note:
                 problem = Problem(f"{problem.text} {note}", f"{problem.detail} {note}" if problem.detail else "",

@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import course, samples, settings
+from autograder import samples, settings
+from autograder.course import Assignment, Course, sandbox_imports
 from autograder.grading import Grader
 from autograder.results import SubmissionResult
 from autograder.sandbox import Limits, Worker, bwrap, protections
@@ -30,6 +31,29 @@ if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
 
 # Budgets small enough that a test of an endless loop takes seconds, big enough for real work on 2 cores.
 TEST_LIMITS = Limits(cell_seconds=6.0, notebook_seconds=90.0, call_seconds=6.0)
+REPO = Path(__file__).resolve().parents[1]
+# The built-in course: this repository's root is a course folder like any other (tests/test_course.py also grades a
+# copy of it from a temporary folder).
+COURSE = Course.at(REPO)
+A1, A2, A3, A4, A5 = (COURSE.assignment(a) for a in COURSE.assignments())
+DEFINITION = ("nbgrader_config.py", "source", "assignments", "solutions", "checks", "probes")
+
+
+def copy_course(root: Path, assignments: list[str] | None = None) -> Course:
+    """A course folder at ``root`` defined as the built-in one (all its assignments, or ``assignments``), with the
+    same seed salt, and no submissions yet."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in DEFINITION:
+        source = REPO / name
+        if source.is_file():
+            shutil.copy2(source, root / name)
+            continue
+        (root / name).mkdir(exist_ok=True)
+        for entry in source.iterdir():
+            keep = assignments is None or entry.name.removesuffix(".py") in assignments or entry.name == "__init__.py"
+            if keep and entry.name != "__pycache__":
+                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, root / name / entry.name)
+    return Course(root)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -71,7 +95,8 @@ def sandbox_mode(monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture(scope="session")
 def worker() -> Iterator[Worker]:
-    with Worker(0, TEST_LIMITS, hide=course.secret_paths()) as w:
+    preload, warm, probes = sandbox_imports([COURSE.assignment(a) for a in COURSE.assignments()])
+    with Worker(0, TEST_LIMITS, preload=("numpy",), hide=COURSE.secrets, probes=probes) as w:
         yield w
 
 
@@ -84,13 +109,13 @@ def graders() -> dict[str, Grader]:
 def grade(worker: Worker, graders: dict[str, Grader], tmp_path: Path):
     """grade(assignment, notebook_or_bytes, name=None) -> SubmissionResult, through the real sandbox."""
 
-    def run(assignment: str, nb: nbformat.NotebookNode | bytes | str, name: str | None = None,
+    def run(assignment: Assignment, nb: nbformat.NotebookNode | bytes | str, name: str | None = None,
             only: set[str] | None = None) -> SubmissionResult:
-        if assignment not in graders:
-            graders[assignment] = Grader(assignment)
-        folder = tmp_path / "submitted" / "student" / assignment
-        samples.write(nb, folder / (name or course.notebook_name(assignment)))
-        return graders[assignment].grade(folder, worker, "student", only=only)
+        if assignment.id not in graders:
+            graders[assignment.id] = Grader(assignment)
+        folder = tmp_path / "submitted" / "student" / assignment.id
+        samples.write(nb, folder / (name or assignment.notebook))
+        return graders[assignment.id].grade(folder, worker, "student", only=only)
 
     return run
 
@@ -104,30 +129,30 @@ def outputs(result: SubmissionResult, function: str) -> str:
     return "\n".join(t.output for t in result.tests if t.name.startswith(f"{function}:"))
 
 
-def assert_full_marks_and_zero(grade, assignment: str) -> None:
+def assert_full_marks_and_zero(grade, assignment: Assignment) -> None:
     """The reference (every solution cell filled in) gets full marks; the untouched release gets zero."""
     full = grade(assignment, samples.build(assignment))
-    assert full.score == full.max_score == sum(course.points(assignment).values()), full.to_json()
+    assert full.score == full.max_score == sum(assignment.points.values()), full.to_json()
     assert all(t.output == "" for t in full.tests)
     assert grade(assignment, samples.build(assignment, solved=False)).score == 0
 
 
-def concerned(assignment: str, cells: dict[str, str]) -> set[str] | None:
+def concerned(assignment: Assignment, cells: dict[str, str]) -> set[str] | None:
     """The functions whose verdicts replacing ``cells`` can change: their own, the functions that call them
     (follow-through) and those coupled to them. Grading only these keeps the catalogue's tests fast; every other
     function is untouched and passes, as the full marks of the reference show."""
-    suite = course.suite(assignment)
+    suite = assignment.suite
     changed = {f for f in suite.functions if f in cells}
     if len(changed) < len(cells):  # a cell that is not one function's: grade everything
         return None
     return changed | {f for f, helpers in {**suite.depends, **suite.coupled}.items() if changed & set(helpers)}
 
 
-def assert_mistake_caught(grade, assignment: str, mistake: Mistake) -> SubmissionResult:
+def assert_mistake_caught(grade, assignment: Assignment, mistake: Mistake) -> SubmissionResult:
     """A known mistake loses points on its own function only (functions that call it are judged with follow-through
     credit, and their feedback says so; only a function coupled to it where follow-through is impossible may lose
     points too), and the function's feedback contains the catalogued fragment. An advisory mistake loses no points."""
-    suite = course.suite(assignment)
+    suite = assignment.suite
     result = grade(assignment, samples.build(assignment, mistake.cells), only=concerned(assignment, mistake.cells))
     lost = failing_functions(result)
     text = outputs(result, mistake.function)
@@ -146,7 +171,7 @@ def assert_mistake_caught(grade, assignment: str, mistake: Mistake) -> Submissio
     return result
 
 
-def assert_full_marks(grade, assignment: str, variant: Variant) -> None:
+def assert_full_marks(grade, assignment: Assignment, variant: Variant) -> None:
     """A correct variant the contract allows gets full marks with no feedback at all."""
     result = grade(assignment, samples.build(assignment, variant.cells), only=concerned(assignment, variant.cells))
     failed = {t.name: t.output for t in result.tests if t.score < t.max_score or t.output}
@@ -160,10 +185,11 @@ def nbgrader(root: Path, *args: str) -> None:
 
 
 def release_course(root: Path, gradebook: bool) -> Path:
-    """A scratch course with this repository's nbgrader config and sources, every assignment released."""
-    shutil.copy(course.course_root() / "nbgrader_config.py", root)
-    for assignment in course.available():
-        shutil.copytree(course.source_notebook(assignment).parent, root / "source" / assignment)
+    """A scratch course like the built-in one, every assignment released afresh by stock nbgrader (into its
+    gradebook when ``gradebook``)."""
+    copy_course(root)
+    shutil.rmtree(root / "assignments")
+    for assignment in COURSE.assignments():
         if gradebook:
             nbgrader(root, "db", "assignment", "add", assignment)
             nbgrader(root, "generate_assignment", assignment)

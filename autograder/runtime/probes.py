@@ -2,8 +2,9 @@
 
 Every probe takes the namespace first, then keywords, among them ``device``. The grader runs each probe
 twice with the same arguments: in the sandbox on the student's namespace and in its own process on the
-reference module's namespace, then compares the two plain results. Probes for one assignment live in
-``probes_<assignment>.py`` beside this file.
+reference module's namespace, then compares the two plain results. An assignment's own probes live in its
+course's ``probes/<id>.py``: the sandbox puts them into this package as ``probes_<id>``, and the grader loads
+them from the course (``modules``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import contextlib
 import importlib
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -31,12 +33,13 @@ class MissingName(NameError):
     dlgrade_missing = True
 
 
-def run_probe(probe: str, ns: dict, args: Any) -> Any:
-    """Run probe ``module.function`` on namespace ``ns`` with decoded ``args`` (a dict of keywords)."""
+def run_probe(probe: str, ns: dict, args: Any, modules: Mapping[str, ModuleType] | None = None) -> Any:
+    """Run probe ``module.function`` on namespace ``ns`` with decoded ``args`` (a dict of keywords); ``module`` is
+    one of ``modules`` (an assignment's probes, in the grader) or of this package."""
     match = _PROBE_NAME.match(probe)
     if not match:
         raise ValueError(f"unknown probe {probe!r}")
-    module = importlib.import_module(f"{__package__}.{match.group(1)}")
+    module = (modules or {}).get(match.group(1)) or importlib.import_module(f"{__package__}.{match.group(1)}")
     return getattr(module, match.group(2))(ns, **args)
 
 

@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -95,11 +95,12 @@ class Worker:
     """One warm sandboxed process that runs submissions one after another."""
 
     def __init__(self, index: int = 0, limits: Limits | None = None, preload: Sequence[str] = ("numpy",),
-                 hide: Sequence[Path] = (), warm_torch: bool = False) -> None:
+                 hide: Sequence[Path] = (), warm_torch: bool = False, probes: Mapping[str, Path] | None = None) -> None:
         self.index = index
         self.limits = limits or Limits()
         self.preload = tuple(preload)
         self.warm_torch = warm_torch
+        self.probes = dict(probes or {})
         self.hide = [Path(p).resolve() for p in hide]
         self.proc: subprocess.Popen | None = None
         self.ready: Ready | None = None
@@ -124,7 +125,7 @@ class Worker:
     def launch(self) -> None:
         """Start the resident process; it imports its libraries while the caller goes on (see :meth:`wait_ready`)."""
         self.spawn()
-        self.load(self.preload, self.warm_torch)
+        self.load(self.preload, self.warm_torch, self.probes)
 
     def spawn(self) -> None:
         """Start the resident process: it starts Python and the runtime, then waits for :meth:`load` to say what
@@ -156,9 +157,13 @@ class Worker:
         )
         self._reader = FdReader(self.proc.stdout.fileno(), max(self.limits.reply_bytes, 64 * 2**20))
 
-    def load(self, preload: Sequence[str], warm_torch: bool = False) -> None:
-        """Tell the spawned process what to import before it reports ready (see :func:`course.sandbox_imports`)."""
-        self.preload, self.warm_torch = tuple(preload), warm_torch
+    def load(self, preload: Sequence[str], warm_torch: bool = False, probes: Mapping[str, Path] | None = None) -> None:
+        """Tell the spawned process what to import before it reports ready (see :func:`course.sandbox_imports`);
+        ``probes`` (module name -> file): an assignment's own probes, put into the sandbox's runtime first."""
+        self.preload, self.warm_torch, self.probes = tuple(preload), warm_torch, dict(probes or {})
+        runtime = self._scratch / "lib" / "dlgrade_runtime"
+        for name, path in self.probes.items():  # the runtime's folder is bound into the sandbox: seen there at once
+            shutil.copyfile(path, runtime / f"{name}.py")
         try:
             self._send(Preload(self.preload, warm_torch))
         except OSError:

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compare import close, matches
-from ..runtime.codec import TensorData
-from ..suite import Suite, Trial, Variant, mistake
+from autograder import Suite, TensorData, Trial, Variant, close, matches, mistake
 
 SUITE = Suite(
-    "a3_training_loop",
-    "training_loop.ipynb",
     depends={"fit": ["train_one_epoch", "evaluate"]},
     # No follow-through for these: fit_cubic calls train_one_epoch (if it does) on a model of its own, which cannot
     # cross to the grader as data, and running a reference loop in the student's process would hand the student the
@@ -29,7 +25,6 @@ SUITE = Suite(
     warm_torch=True,
 )
 check = SUITE.check
-PROBE = "probes_a3_training_loop"
 # fit_cubic is judged on fresh points x ~ N(0, 1) kept where training data is dense (|x| <= CUBIC_RANGE: 98.8% of
 # the mass; beyond it every model extrapolates and one far point would decide the grade). It passes if its test MSE
 # is at most CUBIC_MSE_FACTOR times the reference's on the same points (the reference trained with the same seed,
@@ -107,8 +102,8 @@ def scoredataset_has_the_right_length_and_float32_items_of_shape_or_1(t: Trial) 
     n = 5 if t.public else int(t.rng.integers(2, 20))
     x, y = t.rng.normal(size=n), t.rng.normal(size=n)
     idx = [0, n - 1, int(t.rng.integers(0, n))]
-    got = t.probe(f"{PROBE}.dataset", label="ScoreDataset", x=x, y=y, indices=idx)
-    want = t.ref_probe(f"{PROBE}.dataset", x=x, y=y, indices=idx)
+    got = t.probe("dataset", label="ScoreDataset", x=x, y=y, indices=idx)
+    want = t.ref_probe("dataset", x=x, y=y, indices=idx)
     t.expect(got["len"] == want["len"], "len(ScoreDataset(x, y)) is not the number of pairs.",
              f"len(ScoreDataset(x, y)) is {got['len']}; expected {want['len']}.")
     for item in got["items"]:
@@ -122,7 +117,7 @@ def scoredataset_has_the_right_length_and_float32_items_of_shape_or_1(t: Trial) 
 
 @check("ScoreDataset", "raises ValueError for x and y of different lengths", seeded=False)
 def scoredataset_raises_valueerror_for_x_and_y_of_different_lengths(t: Trial) -> None:
-    raised = t.probe(f"{PROBE}.dataset_error", label="ScoreDataset", x=np.arange(4.0), y=np.arange(3.0))
+    raised = t.probe("dataset_error", label="ScoreDataset", x=np.arange(4.0), y=np.arange(3.0))
     t.expect(raised == "ValueError", f"ScoreDataset(x, y) with 4 and 3 values should raise ValueError; "
              f"{'it raised ' + raised if raised else 'nothing was raised'} (the lecture's version asserts; the "
              "contract asks for `raise ValueError(...)`).")
@@ -134,8 +129,8 @@ def scoredataset_raises_valueerror_for_x_and_y_of_different_lengths(t: Trial) ->
 def make_dataloader_shuffles_from_its_seeded_generator_only(t: Trial) -> None:
     args = {"n": 10 if t.public else int(t.rng.integers(8, 40)), "batch_size": int(t.rng.integers(2, 5)),
             "shuffle": True, "seed": int(t.rng.integers(0, 1000))}
-    got = t.probe(f"{PROBE}.loader_order", label="make_dataloader", global_seed=int(t.rng.integers(0, 999)), **args)
-    want = t.ref_probe(f"{PROBE}.loader_order", global_seed=0, **args)
+    got = t.probe("loader_order", label="make_dataloader", global_seed=int(t.rng.integers(0, 999)), **args)
+    want = t.ref_probe("loader_order", global_seed=0, **args)
     t.expect(got == want, "make_dataloader's batches differ from the expected order. The contract fixes the recipe: "
              "the shuffling must come only from `generator=torch.Generator().manual_seed(seed)` passed to the "
              "DataLoader (not from torch's global seed).")
@@ -144,8 +139,8 @@ def make_dataloader_shuffles_from_its_seeded_generator_only(t: Trial) -> None:
 @check("make_dataloader", "keeps the order when shuffle is False", seeded=False)
 def make_dataloader_keeps_the_order_when_shuffle_is_false(t: Trial) -> None:
     args = {"n": 7, "batch_size": 3, "shuffle": False, "seed": 1, "global_seed": 5}
-    got = t.probe(f"{PROBE}.loader_order", label="make_dataloader", **args)
-    t.expect(got == t.ref_probe(f"{PROBE}.loader_order", **args), f"with shuffle=False the batches should be "
+    got = t.probe("loader_order", label="make_dataloader", **args)
+    t.expect(got == t.ref_probe("loader_order", **args), f"with shuffle=False the batches should be "
              f"[[0, 1, 2], [3, 4, 5], [6]] in every epoch; got {got}.")
 
 
@@ -159,8 +154,8 @@ ZERO_GRAD = ("the weights are those of training without zeroing the gradients: g
 
 def _train(t: Trial, n: int, batch_size: int) -> tuple[dict, dict, dict]:
     args = _data(t, n) | {"batch_size": batch_size, "lr": 0.1, "momentum": 0.0}
-    got = t.probe(f"{PROBE}.train_epoch", label="train_one_epoch", **args)
-    return got, t.ref_probe(f"{PROBE}.train_epoch", **args), args
+    got = t.probe("train_epoch", label="train_one_epoch", **args)
+    return got, t.ref_probe("train_epoch", **args), args
 
 
 def unchanged_hint(state: dict):
@@ -193,7 +188,7 @@ def _weights_hints(t: Trial, args: dict) -> list:
              ({"unmoved": ["x"]}, UNMOVED["x"]), ({"unmoved": ["y"]}, UNMOVED["y"]),
              ({"unmoved": ["x", "y"]}, UNMOVED["x"])]
     return [unchanged_hint(args["state"]),
-            replay_hint(t, f"{PROBE}.train_epoch", args, "params", cases, iterative=True)]
+            replay_hint(t, "train_epoch", args, "params", cases, iterative=True)]
 
 
 @check("train_one_epoch", "one batch: switches to training mode and takes the reference's step", on_devices=True)
@@ -221,7 +216,7 @@ EVAL_MODE = ("the losses are those of the model in training mode (batch norm use
 
 def _evaluate(t: Trial) -> tuple[dict, dict]:
     args = _data(t) | {"batch_size": 4}
-    return t.probe(f"{PROBE}.evaluate", label="evaluate", **args), args
+    return t.probe("evaluate", label="evaluate", **args), args
 
 
 @check("evaluate", "computes the mean loss in evaluation mode (batch norm's running statistics)", on_devices=True)
@@ -229,15 +224,15 @@ def evaluate_computes_the_mean_loss_in_evaluation_mode_batch_norm_s_runnin(t: Tr
     got, args = _evaluate(t)
     cases = [({"skip": ["eval"]}, EVAL_MODE), ({"unmoved": ["x"]}, UNMOVED_LOSS["x"]),
              ({"unmoved": ["y"]}, UNMOVED_LOSS["y"])]
-    t.expect_close(got["value"], t.ref_probe(f"{PROBE}.evaluate", **args)["value"], "the mean loss",
-                   hints=[replay_hint(t, f"{PROBE}.evaluate", args, "value", cases)])
+    t.expect_close(got["value"], t.ref_probe("evaluate", **args)["value"], "the mean loss",
+                   hints=[replay_hint(t, "evaluate", args, "value", cases)])
 
 
 @check("evaluate", "changes no parameter: called again, it gives the same loss", on_devices=True)
 def evaluate_changes_no_parameter_called_again_it_gives_the_same_loss(t: Trial) -> None:
     got, args = _evaluate(t)
     t.expect_close(got["params"], _params(args["state"]), "the weights after evaluate (they must not change)")
-    t.expect_close(got["again"], t.ref_probe(f"{PROBE}.evaluate", **args)["again"],
+    t.expect_close(got["again"], t.ref_probe("evaluate", **args)["again"],
                    "the mean loss of a second evaluate on the same model")
 
 
@@ -267,7 +262,7 @@ def _helpers(t: Trial, args: dict) -> dict:
             if device not in ("cpu", "cuda", "mps"):
                 raise ValueError(f"{helper} was given an unknown device")
             x, y = (args["x"], args["y"]) if which == "train" else (args["xv"], args["yv"])
-            return t.reference.run(f"{PROBE}.helper_answer", {
+            return t.reference.run(f"{t.check.probes}.helper_answer", {
                 "helper": helper, "state": ask.get("state"), "momentum": ask.get("momentum"),
                 "training": bool(ask.get("training")), "x": x, "y": y, "batch_size": args["batch_size"],
                 "lr": args["lr"], "model_device": t.device, "device": device})
@@ -294,7 +289,7 @@ def _history(value):
 
 def _fit(t: Trial, validate: bool) -> tuple[dict, dict]:
     args = _fit_args(t, validate)
-    got = t.probe(f"{PROBE}.fit", label="fit", stubs=t.stubs, helpers=_helpers(t, args), **args)
+    got = t.probe("fit", label="fit", stubs=t.stubs, helpers=_helpers(t, args), **args)
     return got | {"history": _history(got["history"])}, args
 
 
@@ -302,10 +297,10 @@ def _fit(t: Trial, validate: bool) -> tuple[dict, dict]:
        on_devices=True)
 def fit_records_per_epoch_training_and_validation_losses_as_train_one_epoc(t: Trial) -> None:
     got, args = _fit(t, validate=True)
-    want = t.ref_probe(f"{PROBE}.fit", **args)["history"]
+    want = t.ref_probe("fit", **args)["history"]
     history = got["history"]
     if isinstance(history, dict) and not close(history.get("train_loss"), want["train_loss"], iterative=True):
-        evaluated = t.ref_probe(f"{PROBE}.fit", evaluated=True, **args)["history"]
+        evaluated = t.ref_probe("fit", evaluated=True, **args)["history"]
         if close(history.get("train_loss"), evaluated["train_loss"], iterative=True):
             want = {**want, "train_loss": evaluated["train_loss"]}  # the other training loss the contract accepts
     t.expect_close(history, want, "the history", iterative=True)
@@ -314,7 +309,7 @@ def fit_records_per_epoch_training_and_validation_losses_as_train_one_epoc(t: Tr
 @check("fit", "trains for n_epochs: the weights match the reference's", on_devices=True)
 def fit_trains_for_n_epochs_the_weights_match_the_reference_s(t: Trial) -> None:
     got, args = _fit(t, validate=True)
-    t.expect_close(got["params"], t.ref_probe(f"{PROBE}.fit", **args)["params"], "the weights after fit",
+    t.expect_close(got["params"], t.ref_probe("fit", **args)["params"], "the weights after fit",
                    iterative=True)
 
 
@@ -337,11 +332,11 @@ def fit_leaves_val_loss_empty_without_a_validation_loader(t: Trial) -> None:
 
 def _checkpoint(t: Trial, label: str, part: str) -> dict:
     args = _data(t, 24, norm=False) | {"steps": 3, "epoch": int(t.rng.integers(10, 1000))}
-    got = t.probe(f"{PROBE}.checkpoint", label=label, part=part, **args)
+    got = t.probe("checkpoint", label=label, part=part, **args)
     got |= _holds(got, args["epoch"])
     if "resumed" not in got:  # save_checkpoint's file was inspected, not loaded
         return got
-    return got | {"saved_epoch": args["epoch"], "want": t.ref_probe(f"{PROBE}.checkpoint", **args)["resumed"]}
+    return got | {"saved_epoch": args["epoch"], "want": t.ref_probe("checkpoint", **args)["resumed"]}
 
 
 def _holds(got: dict, epoch: int) -> dict:
@@ -404,8 +399,8 @@ def fit_cubic_fits_y_x_3_on_fresh_points_within_the_time_budget(t: Trial) -> Non
     seed = int(t.rng.integers(0, 1000))
     x = t.rng.normal(size=4 * CUBIC_TEST_POINTS)
     x_test = x[np.abs(x) <= CUBIC_RANGE][:CUBIC_TEST_POINTS, None]
-    got = t.probe(f"{PROBE}.cubic", label="fit_cubic", seed=seed, x_test=x_test)  # the check's own budget
-    want = t.ref_probe(f"{PROBE}.cubic", seed=seed, x_test=x_test)
+    got = t.probe("cubic", label="fit_cubic", seed=seed, x_test=x_test)  # the check's own budget
+    want = t.ref_probe("cubic", seed=seed, x_test=x_test)
     n = len(x_test)
     t.expect(got["shape"] in ([n], [n, 1]), "the model should map a batch of shape (n, 1) to (n,) or (n, 1).",
              f"the model should map a batch of shape (n, 1) to (n,) or (n, 1); for n = {n} it gave {got['shape']}.")

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compare import matches, values
-from ..suite import Suite, Trial, Variant, mistake
+from autograder import Suite, Trial, Variant, matches, mistake, values
 
 SUITE = Suite(
-    "a2_mlp",
-    "mlp.ipynb",
     depends={"shallow_network": ["relu"]},
     preload=("torch",),
 )
 check = SUITE.check
-PROBE = "probes_a2_mlp"
 
 
 def _z(t: Trial) -> np.ndarray:
@@ -102,16 +98,16 @@ def always_relu_hint(args: dict):
 @check("shallow_network", "matches the reference with the default ReLU activation")
 def shallow_network_matches_the_reference_with_the_default_relu_activation(t: Trial) -> None:
     args = _shallow_inputs(t)
-    got = t.probe(f"{PROBE}.shallow", label="shallow_network", stubs=t.stubs, **args)
-    t.expect_close(got, t.ref_probe(f"{PROBE}.shallow", **args), "the network's output",
+    got = t.probe("shallow", label="shallow_network", stubs=t.stubs, **args)
+    t.expect_close(got, t.ref_probe("shallow", **args), "the network's output",
                    hints=[affine_hint(args["x"])])
 
 
 @check("shallow_network", "uses the activation it is given")
 def shallow_network_uses_the_activation_it_is_given(t: Trial) -> None:
     args = _shallow_inputs(t) | {"activation": "tanh" if t.public else "softplus"}
-    got = t.probe(f"{PROBE}.shallow", label="shallow_network", stubs=t.stubs, **args)
-    want = t.ref_probe(f"{PROBE}.shallow", **args)
+    got = t.probe("shallow", label="shallow_network", stubs=t.stubs, **args)
+    want = t.ref_probe("shallow", **args)
     t.expect_close(got, want, "the output with a given activation",
                    hints=[affine_hint(args["x"]), always_relu_hint(args)])
 
@@ -200,11 +196,11 @@ def _module_run(t: Trial, cls: str, args: list, n: int, in_dim: int, activation:
     Linear layers in the order forward uses them. Returns both reports, the weights and x (for hints)."""
     kw = {"activation": activation} if activation else {}
     x = t.rng.normal(size=(n, in_dim)).astype(np.float32)
-    layers = t.ref_probe(f"{PROBE}.module", cls=cls, args=args, x=x, **kw)["linears"]
+    layers = t.ref_probe("module", cls=cls, args=args, x=x, **kw)["linears"]
     weights = [[t.rng.normal(scale=0.5, size=(o, i)).astype(np.float32),
                 t.rng.normal(scale=0.5, size=o).astype(np.float32)] for o, i, _ in layers]
-    got = t.probe(f"{PROBE}.module", label=cls, cls=cls, args=args, x=x, weights=weights, **kw)
-    want = t.ref_probe(f"{PROBE}.module", cls=cls, args=args, x=x, weights=weights, **kw)
+    got = t.probe("module", label=cls, cls=cls, args=args, x=x, weights=weights, **kw)
+    want = t.ref_probe("module", cls=cls, args=args, x=x, weights=weights, **kw)
     if "out" not in got:
         if got["n_parameters"] == 0 and got["layers_type"] in ("list", "tuple"):
             t.fail(f"{cls}.parameters() is empty: layers kept in a Python list are invisible to PyTorch; "
@@ -272,8 +268,8 @@ def deep_relu_hint(weights: list, x: np.ndarray):
 @check("MLP", "has fc1 and fc2 as nn.Linear layers of the right sizes, and no other parameters")
 def mlp_has_fc1_and_fc2_as_nn_linear_layers_of_the_right_sizes_and_no_othe(t: Trial) -> None:
     args = [3, 5, 2] if t.public else [int(v) for v in t.rng.integers(1, 9, size=3)]
-    got = t.probe(f"{PROBE}.module", label="MLP", cls="MLP", args=args)
-    want = t.ref_probe(f"{PROBE}.module", cls="MLP", args=args)
+    got = t.probe("module", label="MLP", cls="MLP", args=args)
+    want = t.ref_probe("module", cls="MLP", args=args)
     t.expect(got["fc"].get("fc1") is not None and got["fc"].get("fc2") is not None,
              "MLP should have attributes fc1 and fc2 that are nn.Linear.",
              f"MLP should have attributes fc1 and fc2 that are nn.Linear; it has {got['children']}.")
@@ -313,8 +309,8 @@ def _deep_layers_advice(layers: list[str], want: list[str]) -> str:
 @check("DeepMLP", "layers is an nn.Sequential of Linear, activation, ..., Linear")
 def deepmlp_layers_is_an_nn_sequential_of_linear_activation_linear(t: Trial) -> None:
     sizes = [3, 4, 4, 2] if t.public else [int(v) for v in t.rng.integers(1, 8, size=int(t.rng.integers(2, 6)))]
-    got = t.probe(f"{PROBE}.module", label="DeepMLP", cls="DeepMLP", args=[sizes])
-    want = t.ref_probe(f"{PROBE}.module", cls="DeepMLP", args=[sizes])
+    got = t.probe("module", label="DeepMLP", cls="DeepMLP", args=[sizes])
+    want = t.ref_probe("module", cls="DeepMLP", args=[sizes])
     if got["layers"] is None:
         extra = " (a Python list hides the layers from parameters())" if got["layers_type"] in ("list", "tuple") else ""
         t.fail(f"DeepMLP.layers should be an nn.Sequential{extra}.",

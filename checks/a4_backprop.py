@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compare import matches
-from ..runtime.probes_a4_backprop import make_function
-from ..suite import Suite, Trial, Variant, mistake
+from autograder import Suite, Trial, Variant, course_probes, matches, mistake
 
 SUITE = Suite(
-    "a4_backprop",
-    "backprop.ipynb",
     depends={"forward": ["sigmoid"], "backward": ["sigmoid_derivative"]},
 )
 check = SUITE.check
-PROBE = "probes_a4_backprop"
+make_function = course_probes(__file__).make_function  # the probes' test functions, on the grader's side too
 
 
 def network(t: Trial) -> dict:
@@ -199,8 +195,8 @@ def numgrad_hints(args: dict) -> list:
 
 def _numgrad(t: Trial, kind: str) -> None:
     args = _numgrad_args(t, kind)
-    got = t.probe(f"{PROBE}.numgrad", label="numerical_gradient", **args)
-    want = t.ref_probe(f"{PROBE}.numgrad", **args)
+    got = t.probe("numgrad", label="numerical_gradient", **args)
+    want = t.ref_probe("numgrad", **args)
     t.expect_close(got["grad"], want["grad"], "the numerical gradient", hints=numgrad_hints(args))
 
 
@@ -217,7 +213,7 @@ def numerical_gradient_central_differences_of_a_non_polynomial_function(t: Trial
 @check("numerical_gradient", "leaves x as it was", seeded=False, advisory=True)
 def numerical_gradient_leaves_x_as_it_was(t: Trial) -> None:
     args = _numgrad_args(t, "wavy")
-    got = t.probe(f"{PROBE}.numgrad", label="numerical_gradient", **args)
+    got = t.probe("numgrad", label="numerical_gradient", **args)
     t.expect(isinstance(got["x_after"], np.ndarray) and np.array_equal(got["x_after"], args["x"]),
              "numerical_gradient left x changed: restore each entry after perturbing it (x[i] = old).")
 

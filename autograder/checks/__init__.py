@@ -1,1 +1,0 @@
-"""Grading checks, one module per assignment (hidden from student processes)."""

@@ -1,5 +1,5 @@
-# The grading image: runs `dlgrade grade /course` on a course folder (nbgrader layout) mounted at /course.
-# Works with Docker and Podman.
+# The grading image: runs `dlgrade grade /course` on a course folder (nbgrader's layout, with dlgrade's checks/ and
+# solutions/: see the README, "Your own course") mounted at /course. Works with Docker and Podman.
 #
 #   docker build -t dlgrade .
 #   docker run --rm --network none -v "$PWD/course:/course" dlgrade
@@ -16,8 +16,8 @@
 #   docker run --rm --gpus all --network none -v "$PWD/course:/course" dlgrade-gpu
 #
 # Sandbox protections inside a container (`dlgrade grade` prints them): by default student code runs as its own
-# unprivileged uid, which cannot read /opt/dlgrade. `--cap-add SYS_ADMIN,NET_ADMIN` lets bubblewrap add its
-# namespaces too (no network, a filesystem view without the references, private /tmp); bubblewrap drops both
+# unprivileged uid, which cannot read the mounted course or the built-in one. `--cap-add SYS_ADMIN,NET_ADMIN` lets
+# bubblewrap add its namespaces too (no network, a filesystem view without the references, private /tmp); bubblewrap drops both
 # capabilities before student code runs. `--user 1000:1000 --security-opt systempaths=unconfined` runs nothing as
 # root and relies on bubblewrap's user namespaces instead. See the README, "Grading in a container".
 
@@ -73,34 +73,41 @@ RUN set -eu; cd /tmp/build; \
 # -- the image ------------------------------------------------------------------------------------------------------
 FROM system
 COPY --from=deps /opt/venv /opt/venv
-COPY pyproject.toml README.md nbgrader_config.py /opt/dlgrade/
-COPY autograder /opt/dlgrade/autograder
-COPY solutions /opt/dlgrade/solutions
-COPY source /opt/dlgrade/source
-COPY assignments /opt/dlgrade/assignments
+# the tool, installed as a wheel would be: the package, with the built-in course inside it (for `dlgrade init` and
+# `dlgrade demo`); a course to grade is mounted at run time (below)
+COPY pyproject.toml setup.py MANIFEST.in README.md nbgrader_config.py /opt/dlgrade-src/
+COPY autograder /opt/dlgrade-src/autograder
+COPY source /opt/dlgrade-src/source
+COPY assignments /opt/dlgrade-src/assignments
+COPY solutions /opt/dlgrade-src/solutions
+COPY checks /opt/dlgrade-src/checks
+COPY probes /opt/dlgrade-src/probes
 RUN set -eu; \
-    pip install --no-index --no-deps --no-build-isolation /opt/dlgrade; \
-    rm -rf /opt/dlgrade/build /opt/dlgrade/*.egg-info; \
+    pip install --no-index --no-deps --no-build-isolation /opt/dlgrade-src; \
+    rm -rf /opt/dlgrade-src; \
     if ! getent passwd 1000 >/dev/null; then \
       useradd --uid 1000 --user-group --create-home grader 2>/dev/null \
       || { echo "grader:x:1000:1000::/home/grader:/bin/sh" >>/etc/passwd; echo "grader:x:1000:" >>/etc/group; }; \
     fi; \
-    checks=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/autograder/checks; \
-    chown -R root:1000 /opt/dlgrade "$checks"; \
-    chmod -R o-rwx /opt/dlgrade "$checks"; \
+    builtin=$(python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/autograder/builtin_course; \
+    chown -R root:1000 "$builtin"; \
+    chmod -R o-rwx "$builtin"; \
+    mkdir -m 0750 /opt/dlgrade && chgrp 1000 /opt/dlgrade; \
     mkdir -m 0750 /srv/dlgrade && chgrp 1000 /srv/dlgrade && mkdir /srv/dlgrade/course; \
     ln -s /srv/dlgrade/course /course; \
-    DLGRADE_HOME=/opt/dlgrade DLGRADE_CACHE=/opt/dlgrade/cache dlgrade warm; \
+    dlgrade init /tmp/builtin >/dev/null && DLGRADE_CACHE=/opt/dlgrade/cache dlgrade warm --course /tmp/builtin; \
+    rm -rf /tmp/builtin; \
     chown -R root:1000 /opt/dlgrade/cache && chmod -R u=rwX,g=rX,o= /opt/dlgrade/cache; \
     dlgrade doctor
 # Root starts the grader only so that it can run each student's code as its own unprivileged uid (61000 + worker),
-# which cannot read /opt/dlgrade (references, source notebooks with solutions and hidden tests) or the checks:
-# those belong to root and group 1000. /course is a link into /srv/dlgrade, so a course mounted there is out of
-# those uids' reach too (no copying a classmate's notebook). What the grader writes there goes to the folder's owner.
+# which cannot read the built-in course in the package (references, checks) or the reference cache: those belong to
+# root and group 1000. /course is a link into /srv/dlgrade, so the course mounted there (its nbgrader_config.py,
+# source/, release, solutions/, checks/, probes/ and submitted/) is out of those uids' reach too (no reading a
+# reference, no copying a classmate's notebook). What the grader writes there goes to the folder's owner.
 # `--user 1000:1000` runs everything as the non-root user instead (then student code runs as that user too).
-# The reference's outputs for every check (dlgrade warm, above) are in /opt/dlgrade/cache: a batch, a rerun and a
-# single upload skip recomputing them. Like the references, only root and group 1000 can read them.
-ENV DLGRADE_HOME=/opt/dlgrade DLGRADE_CACHE=/opt/dlgrade/cache MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
+# The built-in course's reference outputs (dlgrade warm, above) are in /opt/dlgrade/cache, keyed by the content of
+# the references and checks: a course made with `dlgrade init` skips recomputing them.
+ENV DLGRADE_CACHE=/opt/dlgrade/cache MPLCONFIGDIR=/tmp/matplotlib MPLBACKEND=Agg
 WORKDIR /course
 ENTRYPOINT ["dlgrade"]
 CMD ["grade", "/course"]

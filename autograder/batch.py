@@ -19,13 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import nbgrader_course
-from .course import Assignment, Course, sandbox_imports
+from .course import SALT_FILE, Assignment, Course, sandbox_imports
 from .grading import Grader, in_parallel, raise_first, submission_fingerprint
 from .progress import Progress
 from .reports import write_reports, write_result
 from .results import SubmissionResult, read_result
 from .sandbox import Limits, Worker, cgroups
 from .untrusted import for_terminal
+
+PUBLIC_SALT = ("WARNING: the hidden test inputs come from dlgrade's public default seed salt: anyone who reads "
+               "dlgrade's code can rebuild them and hard-code the answers. Give this course a private one: write "
+               "seed_salt = \"<random text>\" into {salt} (dlgrade init does) or set DLGRADE_SEED_SALT.")
 
 
 class BatchError(RuntimeError):
@@ -173,6 +177,8 @@ def grade_course(course: Course, *, assignments: Sequence[str] | None = None,
     log = log or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
     jobs = [j for j in discover(course, assignments, students, log) if in_shard(j, shard)]
+    if jobs and not course.seed_salt[1]:
+        log(PUBLIC_SALT.format(salt=course.root / SALT_FILE))
     # each assignment's files, and its points and cells checked against its checks, before anything is graded
     definitions = {a: course.assignment(a) for a in sorted({j.assignment for j in jobs})}
     points = {a: definition.points for a, definition in definitions.items()}

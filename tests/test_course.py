@@ -24,7 +24,8 @@ from conftest import A1, REPO, copy_course
 from autograder import samples
 from autograder.course import Course, CourseError, find
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("wheel_course")]
+# the wheel's virtual environment and the course are built once: these tests run in one pytest-xdist worker
+wheel = pytest.mark.xdist_group("wheel_course")
 
 SOFTMAX_ID, SOFTMAX_NB = "a6_softmax", "softmax.ipynb"
 SOFTMAX = """\
@@ -210,6 +211,8 @@ def by_function(document: dict) -> dict[str, float]:
     return scores
 
 
+@pytest.mark.slow
+@wheel
 def test_init_writes_a_course_and_demo_runs_without_a_repository(venv: Path, env: dict, tmp_path: Path) -> None:
     run("dlgrade", "init", "mycourse", cwd=tmp_path, env=env)
     written = Course(tmp_path / "mycourse")
@@ -222,6 +225,8 @@ def test_init_writes_a_course_and_demo_runs_without_a_repository(venv: Path, env
     assert again.returncode == 2 and "exists and is not an empty folder" in again.stderr
 
 
+@pytest.mark.slow
+@wheel
 def test_a_hand_written_assignment_grades_from_the_wheel(course: Path, env: dict) -> None:
     """Correct: full marks. Softmax over the wrong axis: loses softmax's points only (cross_entropy, which calls it,
     gets follow-through). A search of the file system for the reference: gains nothing. A built-in assignment grades
@@ -240,6 +245,8 @@ def test_a_hand_written_assignment_grades_from_the_wheel(course: Path, env: dict
     assert results(course, "ada", A1.id)["score"] == 12
 
 
+@pytest.mark.slow
+@wheel
 def test_a_changed_check_regrades_without_force(course: Path, env: dict) -> None:
     run("dlgrade", "grade", "--assignment", SOFTMAX_ID, cwd=course, env=env)
     unchanged = run("dlgrade", "grade", "--assignment", SOFTMAX_ID, cwd=course, env=env)
@@ -255,6 +262,8 @@ def test_a_changed_check_regrades_without_force(course: Path, env: dict) -> None
         (course / "checks" / f"{SOFTMAX_ID}.py").write_text(CHECKS)
 
 
+@pytest.mark.slow
+@wheel
 def test_stock_nbgrader_autograde_gives_the_correct_student_full_marks(course: Path, env: dict) -> None:
     softmax_submission(course, "ada")
     run("nbgrader", "autograde", SOFTMAX_ID, "--create", "--force", "--student", "ada", cwd=course, env=env)
@@ -264,6 +273,8 @@ def test_stock_nbgrader_autograde_gives_the_correct_student_full_marks(course: P
     assert rows[(SOFTMAX_ID, "ada")] == 3
 
 
+@pytest.mark.slow
+@wheel
 def test_the_pytest_plugin_passes_the_correct_notebook_and_fails_the_wrong_one(course: Path, env: dict) -> None:
     python = Path(env["VIRTUAL_ENV"]) / "bin" / "python"
     good = softmax_submission(course, "ada")
@@ -276,6 +287,8 @@ def test_the_pytest_plugin_passes_the_correct_notebook_and_fails_the_wrong_one(c
         "short test summary")[-1], failed.stdout
 
 
+@pytest.mark.slow
+@wheel
 def test_dlgrade_check_passes_the_students_notebook_with_no_course(course: Path, env: dict, tmp_path: Path) -> None:
     notebook = tmp_path / SOFTMAX_NB
     shutil.copy(softmax_submission(course, "ada"), notebook)
@@ -283,6 +296,8 @@ def test_dlgrade_check_passes_the_students_notebook_with_no_course(course: Path,
     assert "2 of 2 public tests pass" in done.stdout
 
 
+@pytest.mark.slow
+@wheel
 def test_the_gradescope_bundle_carries_the_course_and_grades_full_marks(course: Path, env: dict,
                                                                          tmp_path: Path) -> None:
     done = run("dlgrade", "gradescope", SOFTMAX_ID, "--out", tmp_path, cwd=course, env=env)
@@ -332,3 +347,111 @@ def test_finding_a_course_follows_nbgraders_rule_and_says_how_to_make_one(tmp_pa
     finally:
         monkeypatch.undo()
         settings.current.cache_clear()
+
+
+# -- the course folder's rules, in this process -----------------------------------------------------------------------
+
+def test_a_folder_for_an_assignment_the_course_does_not_define_is_named_in_a_warning(tmp_path: Path) -> None:
+    from autograder.batch import discover
+
+    course = copy_course(tmp_path / "c", [A1.id])
+    samples.write(samples.build(A1), course.root / "submitted" / "ada" / A1.id / A1.notebook)
+    (course.root / "submitted" / "ada" / "a9_unknown").mkdir()
+    said: list[str] = []
+    jobs = discover(course, log=said.append)
+    assert [(j.student, j.assignment) for j in jobs] == [("ada", A1.id)]
+    assert len(said) == 1 and "submitted/ada/a9_unknown" in said[0] and "warning" in said[0]
+
+
+@pytest.mark.parametrize(("remove", "named"), [("checks", "checks/a1_linear_regression.py"),
+                                               ("solutions", "solutions/a1_linear_regression.py")])
+def test_an_assignment_without_its_checks_or_reference_is_an_error_naming_the_file(tmp_path, remove, named) -> None:
+    course = copy_course(tmp_path / "c", [A1.id])
+    (course.root / remove / f"{A1.id}.py").unlink()
+    with pytest.raises(CourseError, match=named):
+        course.assignment(A1.id)
+
+
+def test_two_notebooks_in_one_assignment_are_an_error_saying_one_notebook_per_assignment(tmp_path) -> None:
+    course = copy_course(tmp_path / "c", [A1.id])
+    shutil.copy(A1.source, course.root / "source" / A1.id / "extra.ipynb")
+    with pytest.raises(CourseError, match="one notebook per assignment"):
+        course.assignment(A1.id)
+
+
+def test_a_missing_release_is_an_error_saying_how_to_make_it(tmp_path) -> None:
+    course = copy_course(tmp_path / "c", [A1.id])
+    shutil.rmtree(course.root / "assignments" / A1.id)
+    with pytest.raises(CourseError, match=f"nbgrader generate_assignment {A1.id}"):
+        course.assignment(A1.id).require_release()
+
+
+def test_the_lms_pattern_is_built_from_the_courses_notebooks(tmp_path) -> None:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course = copy_course(tmp_path / "c", [A1.id])
+    (course.root / "source" / "a6_softmax").mkdir()
+    shutil.copy(A1.source, course.root / "source" / "a6_softmax" / "softmax.ipynb")
+    pattern = PyFileConfigLoader("nbgrader_config.py", path=str(course.root)).load_config()
+    regexp = pattern.FileNameCollectorPlugin.named_regexp
+    import re
+
+    for name, notebook in (("ada_softmax.ipynb", "softmax"), ("jane_doe_LATE_linear_regression (1).ipynb",
+                                                               "linear_regression")):
+        match = re.match(regexp, f"/downloads/{name}")
+        assert match and match.group("file_id") == notebook, name
+    assert "mlp" not in regexp  # only this course's notebooks
+
+
+def test_a_new_assignment_grades_full_marks_on_its_own_reference_as_it_stands(tmp_path, grade) -> None:
+    from autograder.authoring import new_assignment
+
+    course = copy_course(tmp_path / "c", [A1.id])
+    said = new_assignment(course, "a6_softmax")
+    assignment = course.assignment("a6_softmax")
+    assert assignment.notebook == "softmax.ipynb" and assignment.released.is_file(), said
+    assert assignment.points == {"softmax": 1.0}
+    full = grade(assignment, samples.build(assignment))
+    assert full.score == full.max_score == 1, full.to_json()
+    assert grade(assignment, samples.build(assignment, solved=False)).score == 0
+    with pytest.raises(CourseError, match="exists already"):
+        new_assignment(course, "a6_softmax")
+
+
+def test_init_writes_a_private_random_salt_and_the_default_one_is_warned_about(tmp_path, monkeypatch) -> None:
+    from autograder import settings
+    from autograder.authoring import init_course
+    from autograder.batch import grade_course
+
+    monkeypatch.delenv("DLGRADE_SEED_SALT", raising=False)
+    settings.current.cache_clear()
+    init_course(tmp_path / "one")
+    init_course(tmp_path / "two")
+    one, two = Course(tmp_path / "one"), Course(tmp_path / "two")
+    assert one.seed_salt[0] != two.seed_salt[0] and one.seed_salt[1].endswith("dlgrade.toml")
+    seeds = [c.assignment(A1.id).suite.checks[0].runs for c in (one, two)]
+    assert seeds[0][0] == seeds[1][0] == (0, True) and seeds[0][1:] != seeds[1][1:]  # public alike, hidden not
+    bare = copy_course(tmp_path / "bare", [A1.id])
+    samples.write(b"{}", bare.root / "submitted" / "ada" / A1.id / A1.notebook)
+    said: list[str] = []
+    grade_course(bare, workers=1, log=said.append)
+    assert any("public default seed salt" in line and "dlgrade.toml" in line for line in said)
+
+
+def test_the_check_api_is_public_and_the_built_in_checks_use_only_it() -> None:
+    import autograder
+
+    assert set(autograder.__all__) >= {"Suite", "Trial", "Variant", "mistake", "matches", "factor_hint"}
+    for name in autograder.__all__:
+        assert getattr(autograder, name) is not None
+    for path in (REPO / "checks").glob("*.py"):
+        imports = [line for line in path.read_text().splitlines() if "autograder" in line and "import" in line]
+        assert imports and all(line.startswith("from autograder import ") for line in imports), (path, imports)
+
+
+def test_a_command_outside_any_course_says_how_to_make_one(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DLGRADE_HOME"}
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "no course here" in done.stderr and "dlgrade init DIR" in done.stderr

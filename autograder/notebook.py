@@ -13,7 +13,6 @@ import difflib
 import errno
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,6 @@ from .sandbox.limits import Limits
 
 MAX_NOTEBOOK_BYTES = Limits().notebook_bytes
 MAX_CONTAINERS = 1_000_000  # lists and objects in a notebook's JSON (a 100,000-cell notebook has about 500,000)
-_MAGIC = re.compile(r"^(\s*)([%!].*)$")
 
 
 class NotebookError(ValueError):
@@ -145,11 +143,66 @@ def cells_to_run(cells: list[Cell], include_tests: bool, demo_sources: frozenset
             continue
         if cell.source.lstrip().startswith("%%"):
             continue
-        source = "\n".join(_MAGIC.sub(r"\1pass  # \2", line) for line in cell.source.splitlines())
+        source = neutralise_magics(cell.source)
         if cell.role == "plain" and cell.source.strip() in demo_sources and not defines_only(source):
             continue
         runnable.append({"index": cell.index, "source": source, "grade_id": cell.grade_id})
     return runnable
+
+
+def neutralise_magics(source: str) -> str:
+    """``source`` with IPython's line magics and shell escapes (``%matplotlib inline``, ``!pip install x``) made
+    ``pass``: only where a statement starts, never a line inside brackets, a string or a continued line (where a
+    leading ``%`` is Python's modulo)."""
+    lines = source.splitlines()
+    scanner = _Scanner()
+    for number, line in enumerate(lines):
+        if scanner.at_statement_start() and line.lstrip()[:1] in ("%", "!"):
+            indent = line[: len(line) - len(line.lstrip())]
+            lines[number] = f"{indent}pass  # {line.lstrip()}"
+        else:
+            scanner.feed(line)
+    return "\n".join(lines)
+
+
+class _Scanner:
+    """Just enough of Python's tokenizer to know whether the next line starts a statement: open brackets, strings
+    and backslash continuations."""
+
+    def __init__(self) -> None:
+        self.depth, self.string, self.continued = 0, "", False
+
+    def at_statement_start(self) -> bool:
+        return self.depth == 0 and not self.string and not self.continued
+
+    def feed(self, line: str) -> None:
+        i = 0
+        while i < len(line):
+            if self.string:
+                if line[i] == "\\":
+                    i += 2
+                    continue
+                if line.startswith(self.string, i):
+                    i += len(self.string)
+                    self.string = ""
+                    continue
+                i += 1
+                continue
+            char = line[i]
+            if char == "#":
+                break
+            if char in "([{":
+                self.depth += 1
+            elif char in ")]}":
+                self.depth = max(0, self.depth - 1)
+            elif char in "'\"":
+                self.string = line[i : i + 3] if line[i : i + 3] in ('"""', "'''") else char
+                i += len(self.string)
+                continue
+            i += 1
+        self.continued = line.endswith("\\")
+        if len(self.string) == 1 and not self.continued:  # a one-line string left open: a syntax error anyway
+            self.string = ""
 
 
 def demo_cells(released: Path) -> frozenset[str]:

@@ -223,13 +223,21 @@ def _from_tagged(obj: dict, arrays: list[np.ndarray]) -> Any:
         if not (isinstance(obj.get("dtype"), str) and isinstance(obj.get("device"), str)
                 and isinstance(obj.get("requires_grad"), bool)):
             raise CodecError("a malformed tensor")
-        return TensorData(arrays[_index(obj["__tensor__"], arrays)], obj["dtype"][:20], obj["device"][:20],
-                          obj["requires_grad"])
+        array, dtype = arrays[_index(obj["__tensor__"], arrays)], obj["dtype"]
+        if TENSOR_DATA.get(dtype) != str(array.dtype):
+            raise CodecError(f"a tensor whose declared dtype ({dtype[:20]}) disagrees with its data ({array.dtype})")
+        return TensorData(array, dtype, obj["device"][:20], obj["requires_grad"])
     if "__float__" in obj:
         if obj["__float__"] not in ("nan", "inf", "-inf"):
             raise CodecError("a malformed number")
         return float(obj["__float__"])
     raise CodecError("a malformed value")
+
+
+# a torch dtype -> the numpy dtype its values travel as (bfloat16 has none: its values travel as float32)
+TENSOR_DATA = {"float64": "float64", "float32": "float32", "float16": "float16", "bfloat16": "float32",
+               "int64": "int64", "int32": "int32", "int16": "int16", "int8": "int8", "uint8": "uint8", "bool": "bool",
+               "complex64": "complex64", "complex128": "complex128"}
 
 
 def _index(value: Any, arrays: list) -> int:

@@ -398,7 +398,8 @@ def _missing(label: str, message: str) -> Problem:
                    f"`{name}` is not defined in your notebook. Check its name and that its cell runs without errors.")
 
 
-_FORBIDDEN = "grading never needs kernel keyrings, shared memory, message queues, namespaces or mounts."
+_FORBIDDEN = ("grading never needs kernel keyrings, shared memory, message queues, namespaces, mounts, file locks "
+              "or file watches.")
 _BY_KIND: dict[ErrorKind, Callable[[str, str], Problem]] = {
     ErrorKind.MISSING: _missing,
     ErrorKind.TIMEOUT: lambda label, message: Problem(

@@ -29,26 +29,34 @@ def fake_v2(root: Path, controllers: str = "cpu memory pids", own: str = "/syste
     return self_cgroup
 
 
-def test_v2_is_chosen_below_the_graders_own_cgroup_with_memory_and_pids_enabled(tmp_path) -> None:
-    """Does the grader enable memory and pids for its children and make groups there?"""
+def test_v2_is_chosen_below_the_graders_own_cgroup_with_memory_pids_and_cpu_enabled(tmp_path) -> None:
+    """Does the grader enable memory, pids and cpu for its children and make groups there?"""
     self_cgroup = fake_v2(tmp_path)
     hierarchy, reason = cgroups.find(tmp_path, self_cgroup=self_cgroup)
     parent = tmp_path / "system.slice" / "grader.service"
     assert hierarchy is not None, reason
-    assert hierarchy.version == 2 and hierarchy.parents == (parent,)
-    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert hierarchy.version == 2 and hierarchy.parents == (parent,) and hierarchy.cpu
+    assert (parent / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     assert hierarchy.description == f"cgroup v2 ({parent})"
 
 
-def test_v2_group_gets_memory_swap_and_pids_limits(tmp_path) -> None:
+def test_v2_group_gets_memory_swap_pids_and_cpu_limits(tmp_path) -> None:
     hierarchy, _ = cgroups.find(tmp_path, self_cgroup=fake_v2(tmp_path))
     parent = hierarchy.parents[0]
-    group = hierarchy.create("dlgrade-1-0-1", memory_bytes=6 * 2**30, pids=320)
+    group = hierarchy.create("dlgrade-1-0-1", memory_bytes=6 * 2**30, pids=320, cores=1.0)
     folder = parent / "dlgrade-1-0-1"
     assert group.folders == (folder,)
     assert (folder / "memory.max").read_text() == str(6 * 2**30)
     assert (folder / "pids.max").read_text() == "320"
+    assert (folder / "cpu.max").read_text() == "100000 100000"  # one core's time per period, whatever it runs
     assert not (folder / "memory.swap.max").exists()  # written only where the kernel offers it
+
+
+def test_v2_without_a_cpu_controller_keeps_memory_and_pids_and_says_cpu_is_off(tmp_path) -> None:
+    hierarchy, reason = cgroups.find(tmp_path, self_cgroup=fake_v2(tmp_path, controllers="memory pids"))
+    assert hierarchy is not None and not hierarchy.cpu, reason
+    group = hierarchy.create("dlgrade-1-0-3", memory_bytes=2**30, pids=99)
+    assert not (group.folders[0] / "cpu.max").exists()
 
 
 def test_v2_moves_the_graders_processes_into_a_leaf_when_the_kernel_refuses_controllers_on_a_busy_cgroup(
@@ -72,7 +80,7 @@ def test_v2_moves_the_graders_processes_into_a_leaf_when_the_kernel_refuses_cont
     hierarchy, reason = cgroups.find(tmp_path, self_cgroup=self_cgroup)
     assert hierarchy is not None, reason
     assert moved == ["4242", "4343"]
-    assert control.read_text() == "+memory +pids"
+    assert control.read_text() == "+memory +pids +cpu"
 
 
 @pytest.mark.parametrize(("controllers", "reason"), [("cpu io", "memory and pids controller(s) are not available"),
@@ -92,18 +100,24 @@ def test_a_delegated_v2_folder_is_used_as_it_is(tmp_path) -> None:
     assert hierarchy is not None and hierarchy.parents == (delegated,), reason
 
 
-def test_v1_uses_one_folder_per_controller(tmp_path) -> None:
-    memory, pids = tmp_path / "memory", tmp_path / "pids"
-    for folder, files in ((memory, ["memory.limit_in_bytes", "cgroup.procs"]), (pids, ["cgroup.procs"])):
+@pytest.mark.parametrize("with_cpu", [True, False])
+def test_v1_uses_one_folder_per_controller(tmp_path, with_cpu) -> None:
+    memory, pids, cpu = tmp_path / "memory", tmp_path / "pids", tmp_path / "cpu"
+    layout = [(memory, ["memory.limit_in_bytes", "cgroup.procs"]), (pids, ["cgroup.procs"])]
+    layout += [(cpu, ["cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares", "cgroup.procs"])] if with_cpu else []
+    for folder, files in layout:
         folder.mkdir()
         for name in files:
             (folder / name).write_text("")
     hierarchy, reason = cgroups.find(tmp_path)
-    assert hierarchy is not None and hierarchy.version == 1, reason
-    group = hierarchy.create("dlgrade-1-0-2", memory_bytes=2**30, pids=99)
+    assert hierarchy is not None and hierarchy.version == 1 and hierarchy.cpu == with_cpu, reason
+    group = hierarchy.create("dlgrade-1-0-2", memory_bytes=2**30, pids=99, cores=1.5)
     assert (memory / "dlgrade-1-0-2" / "memory.limit_in_bytes").read_text() == str(2**30)
     assert (pids / "dlgrade-1-0-2" / "pids.max").read_text() == "99"
-    assert len(group.folders) == 2
+    assert len(group.folders) == 2 + with_cpu
+    if with_cpu:
+        assert (cpu / "dlgrade-1-0-2" / "cpu.cfs_quota_us").read_text() == "150000"
+        assert (cpu / "dlgrade-1-0-2" / "cpu.cfs_period_us").read_text() == "100000"
 
 
 @pytest.mark.parametrize(("version", "name", "text", "kills"), [

@@ -4,7 +4,9 @@ Installed with ``prctl(PR_SET_SECCOMP)`` in each student process just before its
 process it forks inherits it), after the privilege drop. Denied: kernel keyrings, SysV IPC and POSIX message
 queues (channels between students that outlive a process), new namespaces (``unshare``, ``setns``, ``clone``
 with namespace flags), mounts, io_uring, bpf, perf events, ptrace and cross-process memory access, kernel
-modules, kexec, reboot, clocks and host names. A denied call fails with an errno of ``ERRNO_BASE + nr``, so the
+modules, kexec, reboot, clocks and host names; file locks (``flock`` and ``fcntl``'s lock and lease commands) and
+file watches (inotify, fanotify), which every sandbox could see on a file they all read (the same inode), so that
+one submission could signal to another through them. A denied call fails with an errno of ``ERRNO_BASE + nr``, so the
 student's error message can name the call (:func:`denied_call`); ``clone3`` fails with ENOSYS, which makes the C
 library fall back to ``clone``, whose flags the filter can read.
 
@@ -31,7 +33,7 @@ DENIED = (
     "mount", "umount2", "pivot_root", "chroot", "open_tree", "move_mount", "fsopen", "fsconfig", "fsmount",
     "fspick", "mount_setattr",
     "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "bpf", "perf_event_open", "userfaultfd", "fanotify_init",
+    "bpf", "perf_event_open", "userfaultfd", "fanotify_init", "inotify_init", "inotify_init1", "flock",
     "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
     "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "reboot",
     "swapon", "swapoff", "acct", "quotactl", "quotactl_fd", "syslog", "lookup_dcookie",
@@ -43,11 +45,13 @@ DENIED = (
 _X86_64 = {
     "shmget": 29, "shmat": 30, "shmctl": 31, "clone": 56, "semget": 64, "semop": 65, "semctl": 66, "shmdt": 67,
     "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "ptrace": 101, "syslog": 103, "uselib": 134,
-    "vhangup": 153, "pivot_root": 155, "adjtimex": 159, "chroot": 161, "acct": 163, "settimeofday": 164,
+    "fcntl": 72, "flock": 73, "vhangup": 153, "pivot_root": 155, "adjtimex": 159, "chroot": 161, "acct": 163,
+    "settimeofday": 164,
     "mount": 165, "umount2": 166, "swapon": 167, "swapoff": 168, "reboot": 169, "sethostname": 170,
     "setdomainname": 171, "iopl": 172, "ioperm": 173, "init_module": 175, "delete_module": 176, "quotactl": 179,
     "nfsservctl": 180, "lookup_dcookie": 212, "semtimedop": 220, "clock_settime": 227, "mq_open": 240,
     "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+    "inotify_init": 253, "inotify_init1": 294,
     "kexec_load": 246, "add_key": 248, "request_key": 249, "keyctl": 250, "unshare": 272, "perf_event_open": 298,
     "fanotify_init": 300, "name_to_handle_at": 303, "open_by_handle_at": 304, "clock_adjtime": 305, "setns": 308,
     "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "finit_module": 313, "kexec_file_load": 320,
@@ -56,7 +60,8 @@ _X86_64 = {
     "clone3": 435, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
 }
 _GENERIC = {  # asm-generic/unistd.h: aarch64
-    "lookup_dcookie": 18, "umount2": 39, "mount": 40, "pivot_root": 41, "nfsservctl": 42, "chroot": 51,
+    "lookup_dcookie": 18, "fcntl": 25, "inotify_init1": 26, "flock": 32, "umount2": 39, "mount": 40,
+    "pivot_root": 41, "nfsservctl": 42, "chroot": 51,
     "vhangup": 58, "quotactl": 60, "acct": 89, "unshare": 97, "kexec_load": 104, "init_module": 105,
     "delete_module": 106, "clock_settime": 112, "syslog": 116, "ptrace": 117, "reboot": 142, "sethostname": 161,
     "setdomainname": 162, "settimeofday": 170, "adjtimex": 171, "mq_open": 180, "mq_unlink": 181,
@@ -76,10 +81,14 @@ _ARCHES = {"x86_64": (0xC000003E, _X86_64, 0x40000000), "aarch64": (0xC00000B7, 
 CLONE_NEW_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000 | 0x80
 # CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET | NEWTIME
 
+# fcntl's commands that take or read a lock or a lease: F_GETLK, F_SETLK, F_SETLKW, F_OFD_GETLK, F_OFD_SETLK,
+# F_OFD_SETLKW, F_SETLEASE, F_GETLEASE
+FCNTL_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1025)
+
 # classic BPF
 _LD_W_ABS, _JEQ_K, _JGE_K, _JSET_K, _RET_K = 0x20, 0x15, 0x35, 0x45, 0x06
 _ALLOW, _ERRNO, _KILL_PROCESS = 0x7FFF0000, 0x00050000, 0x80000000
-_NR, _ARCH, _ARG0 = 0, 4, 16  # offsets in struct seccomp_data (little-endian: low half of args[0] at 16)
+_NR, _ARCH, _ARG0, _ARG1 = 0, 4, 16, 24  # offsets in struct seccomp_data (little-endian: low halves of args)
 PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
 
 
@@ -106,6 +115,10 @@ def program() -> list[tuple[int, int, int, int]]:
         if name in table:
             ins += [(_JEQ_K, 0, 1, table[name]), (_RET_K, 0, 0, _ERRNO | (ERRNO_BASE + table[name]))]
     ins += [(_JEQ_K, 0, 1, table["clone3"]), (_RET_K, 0, 0, _ERRNO | errno.ENOSYS)]
+    denied_fcntl = _ERRNO | (ERRNO_BASE + table["fcntl"])
+    ins += [(_JEQ_K, 0, 3 + len(FCNTL_LOCKS), table["fcntl"]), (_LD_W_ABS, 0, 0, _ARG1)]
+    ins += [(_JEQ_K, len(FCNTL_LOCKS) - i, 0, cmd) for i, cmd in enumerate(FCNTL_LOCKS)]
+    ins += [(_RET_K, 0, 0, _ALLOW), (_RET_K, 0, 0, denied_fcntl)]
     ins += [(_JEQ_K, 0, 4, table["clone"]), (_LD_W_ABS, 0, 0, _ARG0), (_JSET_K, 0, 1, CLONE_NEW_FLAGS),
             (_RET_K, 0, 0, _ERRNO | (ERRNO_BASE + table["clone"])), (_RET_K, 0, 0, _ALLOW)]
     ins += [(_RET_K, 0, 0, _ALLOW)]

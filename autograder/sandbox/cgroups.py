@@ -1,12 +1,15 @@
-"""A memory and PID cgroup per worker, on cgroup v1 or v2, so that a submission cannot take the machine down.
+"""A memory, PID and CPU cgroup per worker, on cgroup v1 or v2, so that a submission can neither take the machine
+down nor slow the other submissions into their deadlines.
 
-- v1 (this project's machine): one folder under ``/sys/fs/cgroup/memory`` and one under ``/sys/fs/cgroup/pids``;
-  limits in ``memory.limit_in_bytes`` and ``pids.max``; OOM kills counted in ``memory.oom_control``.
+- v1 (this project's machine): one folder under ``/sys/fs/cgroup/memory``, one under ``/sys/fs/cgroup/pids`` and,
+  where the cpu controller is mounted, one under ``/sys/fs/cgroup/cpu``; limits in ``memory.limit_in_bytes``,
+  ``pids.max`` and ``cpu.cfs_quota_us`` (with ``cpu.shares`` equal for every worker); OOM kills counted in
+  ``memory.oom_control``.
 - v2 (current Debian, Ubuntu, Kubernetes nodes, CI runners): one folder below the grader's own cgroup, or below a
-  folder delegated to the grader (``DLGRADE_CGROUP``); ``memory`` and ``pids`` enabled in the parent's
-  ``cgroup.subtree_control`` (the grader's processes move into a leaf first, as v2 allows controllers only where
-  no process lives); limits in ``memory.max``, ``memory.swap.max`` and ``pids.max``; OOM kills in
-  ``memory.events``; ``cgroup.kill`` empties a group at once.
+  folder delegated to the grader (``DLGRADE_CGROUP``); ``memory``, ``pids`` and (where offered) ``cpu`` enabled in
+  the parent's ``cgroup.subtree_control`` (the grader's processes move into a leaf first, as v2 allows controllers
+  only where no process lives); limits in ``memory.max``, ``memory.swap.max``, ``pids.max`` and ``cpu.max`` (with
+  ``cpu.weight`` equal for every worker); OOM kills in ``memory.events``; ``cgroup.kill`` empties a group at once.
 
 Every path is relative to a root given to :func:`find` (a temporary folder laid out like cgroupfs, in the tests).
 Groups are named ``dlgrade-<grader pid>-<worker>-<n>``; groups of graders that died are removed on the next start.
@@ -59,21 +62,27 @@ class Group:
                 pass
 
 
+PERIOD_US = 100_000  # the CPU quota's period: a quota of ``cores`` x this per period
+
+
 @dataclass
 class Hierarchy:
     """Where worker groups are made, and how."""
 
     version: int
-    parents: tuple[Path, ...]  # v1: the memory and pids roots; v2: the one parent folder
+    parents: tuple[Path, ...]  # v1: the memory, pids (and cpu) roots; v2: the one parent folder
+    cpu: bool = False  # whether groups get a CPU quota (v1: a cpu root among the parents; v2: cpu enabled)
 
     @property
     def description(self) -> str:
         return f"cgroup v{self.version} ({', '.join(str(p) for p in self.parents)})"
 
-    def create(self, name: str, memory_bytes: int, pids: int) -> Group:
-        """A new group with these limits; OSError if the kernel refuses."""
+    def create(self, name: str, memory_bytes: int, pids: int, cores: float = 1.0) -> Group:
+        """A new group with these limits (``cores``: CPU time per second, where the hierarchy has a CPU
+        controller); OSError if the kernel refuses."""
         folders = tuple(parent / name for parent in self.parents)
         group = Group(folders, self.version)
+        quota = str(max(1000, int(cores * PERIOD_US)))
         try:
             for folder in folders:
                 folder.mkdir()
@@ -81,11 +90,18 @@ class Hierarchy:
                 (folders[0] / "memory.max").write_text(str(memory_bytes))
                 _write_if_present(folders[0] / "memory.swap.max", "0")
                 (folders[0] / "pids.max").write_text(str(pids))
+                if self.cpu:
+                    (folders[0] / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+                    _write_if_present(folders[0] / "cpu.weight", "100")
             else:
-                memory, pid_folder = folders
+                memory, pid_folder, *cpu = folders
                 (memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
                 _write_if_present(memory / "memory.memsw.limit_in_bytes", str(memory_bytes))
                 (pid_folder / "pids.max").write_text(str(pids))
+                for folder in cpu:
+                    (folder / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+                    (folder / "cpu.cfs_quota_us").write_text(quota)
+                    _write_if_present(folder / "cpu.shares", "1024")
         except OSError:
             group.destroy()
             raise
@@ -105,12 +121,14 @@ def find(root: Path = Path("/sys/fs/cgroup"), delegated: Path | None = None,
     """The hierarchy to make worker groups in, or None and why not."""
     if delegated is not None:
         return _v2_parent(delegated, move_processes=False)
-    memory, pids = root / "memory", root / "pids"
+    memory, pids, cpu = root / "memory", root / "pids", root / "cpu"
     if (memory / "memory.limit_in_bytes").exists() and (pids / "cgroup.procs").exists():
         problem = _probe_writable(memory) or _probe_writable(pids)
-        if problem is None:
-            return Hierarchy(1, (memory, pids)), ""
-        return None, f"cgroup v1: {problem}"
+        if problem is not None:
+            return None, f"cgroup v1: {problem}"
+        if (cpu / "cpu.cfs_quota_us").exists() and _probe_writable(cpu) is None:
+            return Hierarchy(1, (memory, pids, cpu), cpu=True), ""
+        return Hierarchy(1, (memory, pids)), ""
     mount = root if (root / "cgroup.controllers").exists() else root / "unified"
     if not (mount / "cgroup.controllers").exists():
         return None, "no cgroup v1 memory/pids controllers and no cgroup v2 mount"
@@ -129,29 +147,46 @@ def _v2_parent(parent: Path, move_processes: bool) -> tuple[Hierarchy | None, st
     if missing:
         return None, f"cgroup v2: the {' and '.join(missing)} controller(s) are not available in {parent}"
     try:
-        _enable_controllers(parent, move_processes)
+        cpu = _enable_controllers(parent, move_processes, "cpu" in available)
     except OSError as err:
         return None, (f"cgroup v2: cannot enable memory and pids below {parent} ({err.strerror}); give the grader a "
                       "delegated cgroup with DLGRADE_CGROUP")
     problem = _probe_writable(parent)
     if problem:
         return None, f"cgroup v2: {problem}"
-    return Hierarchy(2, (parent,)), ""
+    return Hierarchy(2, (parent,), cpu=cpu), ""
 
 
-def _enable_controllers(parent: Path, move_processes: bool) -> None:
+def _enable_controllers(parent: Path, move_processes: bool, cpu: bool) -> bool:
+    """Enable memory and pids (and cpu, when ``cpu`` and the kernel allows it: without it only the CPU quota is
+    lost) for the workers' groups; returns whether cpu is enabled."""
     control = parent / "cgroup.subtree_control"
-    enabled = control.read_text().split() if control.exists() else []
-    if "memory" in enabled and "pids" in enabled:
-        return
+    wanted = ["memory", "pids", "cpu"] if cpu else ["memory", "pids"]
+    if all(c in _enabled(control) for c in wanted):
+        return cpu
+    for attempt in range(2):
+        for controllers in ([wanted, wanted[:2]] if cpu else [wanted]):
+            try:
+                control.write_text(" ".join(f"+{c}" for c in controllers))
+                return "cpu" in _enabled(control)
+            except OSError:
+                continue
+        if attempt or not move_processes:
+            raise OSError(16, "the kernel refused to enable the memory and pids controllers")
+        _move_into_leaf(parent)
+    return False
+
+
+def _enabled(control: Path) -> list[str]:
     try:
-        control.write_text("+memory +pids")
-        return
+        return [c.lstrip("+") for c in control.read_text().split()]
     except OSError:
-        if not move_processes:
-            raise
-    # "no internal processes": v2 enables controllers for children only of a cgroup without processes, so the
-    # grader (and whatever shares its cgroup) moves into a leaf first
+        return []
+
+
+def _move_into_leaf(parent: Path) -> None:
+    """v2's "no internal processes" rule: controllers are enabled for the children of a cgroup without processes, so
+    the grader (and whatever shares its cgroup) moves into a leaf first."""
     leaf = parent / SUPERVISOR
     leaf.mkdir(exist_ok=True)
     for pid in (parent / "cgroup.procs").read_text().split():
@@ -159,7 +194,6 @@ def _enable_controllers(parent: Path, move_processes: bool) -> None:
             (leaf / "cgroup.procs").write_text(pid)
         except OSError:  # a kernel thread or a process that just ended
             pass
-    control.write_text("+memory +pids")
 
 
 def _own_v2_path(self_cgroup: Path) -> str | None:

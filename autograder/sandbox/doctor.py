@@ -23,6 +23,7 @@ FILTER = "syscall filter"
 LIMITS = "limits: time, CPU, memory, files"
 PROCESSES = "limit on processes"
 CGROUP = "memory and PID cgroup"
+CPU = "CPU share per sandbox"
 NO_CHANNEL = "nothing passes between submissions"
 
 
@@ -90,6 +91,9 @@ def protections() -> list[Protection]:
         Protection(LIMITS, True, "deadlines + rlimits" + ("; memory by cgroup only (GPU)" if has_gpu() else "")),
         Protection(PROCESSES, root or hierarchy is not None, processes),
         Protection(CGROUP, hierarchy is not None, hierarchy.description if hierarchy else cgroup_reason),
+        Protection(CPU, hierarchy is not None and hierarchy.cpu,
+                   "a CPU quota of one core per sandbox" if hierarchy is not None and hierarchy.cpu
+                   else cgroup_reason or "no cpu controller in the cgroup hierarchy"),
         Protection(NO_CHANNEL, namespaces or root, channel),
     ]
 

@@ -20,6 +20,7 @@ class Limits:
     relay_seconds: float = 5.0  # slack each relay (zygote, student process) adds to a deadline it passes on
     memory_bytes: int = 4 * GIB  # address space of each student process
     processes: int = 64  # processes and threads of the student's uid (as root) or of its cgroup
+    cores: float = 1.0  # CPU time per second of one sandbox (its cgroup's quota), whatever its processes do
     file_bytes: int = 64 * MIB  # largest file a student process may write
     open_files: int = 256  # file descriptors of a student process
     notebook_bytes: int = 20 * MIB  # largest notebook file that is graded

@@ -48,7 +48,7 @@ from ..runtime.protocol import (
     parse,
     send,
 )
-from . import bwrap, cgroups
+from . import bwrap, cgroups, uids
 from .doctor import cgroup_hierarchy, filter_off, has_gpu
 from .limits import Limits
 
@@ -108,6 +108,7 @@ class Worker:
         self._group: cgroups.Group | None = None
         self._scratch: Path | None = None
         self._submission: _Submission | None = None
+        self._uid: uids.Lease | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> Worker:
@@ -136,8 +137,10 @@ class Worker:
         sandboxed = bwrap.path()
         if not sandboxed and os.geteuid() == 0:
             os.chmod(self._scratch, 0o755)
-        cfg = {"workdir": "/tmp/work" if sandboxed else str(self._scratch / "work"),
-               "uid": settings.current().uid_base + self.index, "gid": settings.current().uid_base + self.index,
+        if os.geteuid() == 0 and self._uid is None:  # a uid no other sandbox on this machine has meanwhile
+            self._uid = uids.take(settings.current().uid_base, self.index)
+        uid = self._uid.uid if self._uid is not None else settings.current().uid_base + self.index
+        cfg = {"workdir": "/tmp/work" if sandboxed else str(self._scratch / "work"), "uid": uid, "gid": uid,
                "private_tmp": bool(sandboxed),
                "gpu": has_gpu(), "seccomp": filter_off() is None, "debug": settings.current().debug}
         argv = [sys.executable, "-s", "-m", "dlgrade_runtime.zygote", json.dumps(cfg)]
@@ -199,6 +202,14 @@ class Worker:
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
+        if self._uid is not None and self.proc is None:
+            self._uid.release()
+            self._uid = None
+
+    @property
+    def uid(self) -> int | None:
+        """The uid its student code runs as (None when the grader is not root: then it is the grader's own)."""
+        return self._uid.uid if self._uid is not None else None
 
     def restart(self) -> None:
         """Replace a worker whose process died or stopped answering."""
@@ -211,7 +222,7 @@ class Worker:
             return None
         name = f"{cgroups.PREFIX}{os.getpid()}-{self.index}-{time.monotonic_ns()}"
         try:
-            return hierarchy.create(name, self.limits.cgroup_memory, self.limits.cgroup_pids)
+            return hierarchy.create(name, self.limits.cgroup_memory, self.limits.cgroup_pids, self.limits.cores)
         except OSError:
             return None
 

@@ -24,7 +24,7 @@ from .grading import Grader, in_parallel, raise_first, submission_fingerprint
 from .progress import Progress
 from .reports import write_reports, write_result
 from .results import SubmissionResult, read_result
-from .sandbox import Limits, Worker, cgroups
+from .sandbox import Limits, Worker, cgroups, require_strong
 from .untrusted import for_terminal
 
 PUBLIC_SALT = ("WARNING: the hidden test inputs come from dlgrade's public default seed salt: anyone who reads "
@@ -170,10 +170,13 @@ def is_current(job: Job, assignment: Assignment, points: dict[str, float] | None
 def grade_course(course: Course, *, assignments: Sequence[str] | None = None,
                  students: Sequence[str] | None = None, workers: int | None = None, force: bool = False,
                  shard: tuple[int, int] | None = None, limits: Limits | None = None,
-                 log: Callable[[str], None] | None = None, first: Worker | None = None) -> Summary:
+                 log: Callable[[str], None] | None = None, first: Worker | None = None,
+                 allow_weak: bool = False) -> Summary:
     """Grade every (matching, changed) submission; write results, then the CSV, plot and gradebook. ``first``: a
     sandbox the caller spawned already (:meth:`Worker.spawn`), taken as the first worker when its limits are the
-    batch's; the caller closes it."""
+    batch's; the caller closes it. On a machine that lacks an essential protection this refuses (SandboxError)
+    unless ``allow_weak``; then every result records what was off."""
+    weak = require_strong(allow_weak)
     log = log or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
     jobs = [j for j in discover(course, assignments, students, log) if in_shard(j, shard)]
@@ -187,7 +190,7 @@ def grade_course(course: Course, *, assignments: Sequence[str] | None = None,
     if summary.skipped:
         log(f"{summary.skipped} submission(s) already graded and unchanged (use --force to regrade)")
     if todo:
-        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course, first)
+        _run(todo, workers or cgroups.usable_cores(), limits, summary, log, course, first, weak)
     if shard is None:
         write_reports(course, log)
     else:  # shards may share one course folder: the merge step alone writes the CSV and the gradebook
@@ -197,7 +200,7 @@ def grade_course(course: Course, *, assignments: Sequence[str] | None = None,
 
 
 def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summary,
-         log: Callable[[str], None], course: Course, first: Worker | None) -> None:
+         log: Callable[[str], None], course: Course, first: Worker | None, weak: list[str]) -> None:
     assignments = [course.assignment(a) for a in sorted({j.assignment for j in todo})]
     preload, warm_torch, probes = sandbox_imports(assignments)
     threads, size = _teams(n_workers, len(todo), share=any(c.trains for a in assignments for c in a.suite.checks))
@@ -213,7 +216,7 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
             workers.append(Worker(i, limits, preload=preload, hide=course.secrets, warm_torch=warm_torch,
                                   probes=probes))
             workers[-1].launch()
-    crew = _Crew({a.id: Grader(a) for a in assignments}, todo, summary)
+    crew = _Crew({a.id: Grader(a) for a in assignments}, todo, summary, weak)
     summary.sandboxes = len(workers)
     crews = [threading.Thread(target=crew.work, args=(workers[k * size:(k + 1) * size],), daemon=True)
              for k in range(threads)]
@@ -249,8 +252,8 @@ def _teams(n_workers: int, n_jobs: int, share: bool) -> tuple[int, int]:
 class _Crew:
     """The workers' shared queue of jobs: each worker thread takes the next job until none is left."""
 
-    def __init__(self, graders: dict[str, Grader], todo: list[Job], summary: Summary) -> None:
-        self.graders, self.summary = graders, summary
+    def __init__(self, graders: dict[str, Grader], todo: list[Job], summary: Summary, weak: list[str]) -> None:
+        self.graders, self.summary, self.weak = graders, summary, weak
         self.pending: queue.Queue[Job] = queue.Queue()
         for job in todo:
             self.pending.put(job)
@@ -300,6 +303,8 @@ class _Crew:
                 result = grader.failure(job.student, err)
         if self.stopping.is_set():  # its sandbox was closed under it: left ungraded, for the next run
             return
+        if self.weak:  # graded with --allow-weak-sandbox: what was off, in the result itself
+            result.extra["weak_sandbox"] = list(self.weak)
         for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
             self._note(self.summary.failures, f"{who}: {for_terminal(error)}")
         try:

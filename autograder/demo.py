@@ -11,7 +11,7 @@ from .authoring import init_course
 from .batch import grade_course
 from .course import Course
 from .reports import summary_table
-from .sandbox import Limits, protection_table
+from .sandbox import Limits, protection_table, require_strong
 
 DEMO_LIMITS = Limits(cell_seconds=5.0, notebook_seconds=60.0, call_seconds=5.0)
 
@@ -38,8 +38,9 @@ def make_course(root: Path) -> Course:
     return course
 
 
-def run_demo(keep: Path | None = None, echo: Callable[[str], None] = print) -> int:
+def run_demo(keep: Path | None = None, echo: Callable[[str], None] = print, allow_weak: bool = False) -> int:
     """Run the whole flow; returns an exit status."""
+    require_strong(allow_weak)  # a weak host says so before it builds or grades anything
     with tempfile.TemporaryDirectory(prefix="dlgrade-demo-") as tmp:
         course = make_course(Path(keep) if keep else Path(tmp) / "course")
         echo(f"Course folder: {course.root} (the built-in course, as `dlgrade init` writes it)")
@@ -47,7 +48,7 @@ def run_demo(keep: Path | None = None, echo: Callable[[str], None] = print) -> i
              f"{course.folder('submitted').name}/:")
         echo("  ada (full marks), ben (typical mistakes), cy (crashes), dee (hostile), eve (damaged file)")
         echo("Sandbox protections:\n" + protection_table())
-        summary = grade_course(course, limits=DEMO_LIMITS)
+        summary = grade_course(course, limits=DEMO_LIMITS, allow_weak=allow_weak)
         echo("")
         echo(summary_table(summary.graded))
         echo(f"\nGraded {len(summary.graded)} submissions in {summary.seconds:.1f} s; "

@@ -100,7 +100,10 @@ find "$root/submission" -name '*.ipynb' \\( -type f -o -type l \\) -not -path '*
   -exec cp -P -- {} "$dest/" \\; 2>/dev/null
 
 export DLGRADE_CACHE=$project/.dlgrade-cache
-"$python" -m autograder grade "$course" --assignment "$assignment" --force >"$log" 2>&1
+# One upload per container: no other student's files and no other sandbox here; the course is private to the
+# grader (above), so where Gradescope's container forbids bubblewrap's namespaces, grading goes on without them
+# (and results.json records what was off).
+"$python" -m autograder grade "$course" --assignment "$assignment" --force --allow-weak-sandbox >"$log" 2>&1
 status=$?
 cat "$log"  # Gradescope shows this to instructors
 graded=$course/graded/student/$assignment/results.json

@@ -4,9 +4,10 @@
 v1 and v2), ``protections`` (what this machine provides). The code that runs inside is ``autograder/runtime``.
 """
 
-from .doctor import Protection, has_gpu, protection_table, protections
+from .doctor import Protection, has_gpu, protection_table, protections, require_strong
 from .limits import GIB, Limits
 from .worker import CallResult, SandboxError, Worker
 
 __all__ = ["GIB", "CallResult", "Limits", "Protection", "SandboxError", "Worker", "has_gpu", "protection_table",
+           "require_strong",
            "protections"]

@@ -74,10 +74,11 @@ def protections() -> list[Protection]:
     else:
         processes = "the pids cgroup" if hierarchy else "RLIMIT_NPROC would count the grader's own processes"
     if namespaces:
-        channel = "private /tmp and /dev/shm emptied"
+        channel = "private /tmp and /dev/shm emptied; a network of its own"
         channel += "; IPC objects and keyrings of the uid cleared" if root else ""
     elif root:
-        channel = "every world-writable folder swept; IPC objects and keyrings of the uid cleared"
+        channel = ("files swept and IPC objects cleared after each submission, but sandboxes running at once share "
+                   "the network: loopback and abstract sockets pass between them")
     else:
         channel = "student code runs as the grader's user, with no namespaces"
     return [
@@ -94,8 +95,36 @@ def protections() -> list[Protection]:
         Protection(CPU, hierarchy is not None and hierarchy.cpu,
                    "a CPU quota of one core per sandbox" if hierarchy is not None and hierarchy.cpu
                    else cgroup_reason or "no cpu controller in the cgroup hierarchy"),
-        Protection(NO_CHANNEL, namespaces or root, channel),
+        Protection(NO_CHANNEL, namespaces, channel),
     ]
+
+
+# Without these, student code could read the course (its solutions/ and checks/, classmates' notebooks, other jobs'
+# files) or reach the submissions graded beside it: dlgrade grade refuses to grade unless told to accept the risk.
+ESSENTIAL = (VIEW, NETWORK, PRIVATE_TMP, NO_CHANNEL)
+WEAK_HOST = ("this machine cannot keep the references secret or the students apart: {off} {verb} off ({why}). "
+             "Install bubblewrap (apt-get install bubblewrap) and grade as root, or where user namespaces are allowed; "
+             "in a container, run it with --cap-add SYS_ADMIN,NET_ADMIN (README, \"Grading in a container\"). To grade "
+             "here anyway, accepting that student code can read every world-readable file and reach the other "
+             "sandboxes, pass --allow-weak-sandbox (every result records it).")
+
+
+def weaknesses(rows: Sequence[Protection] | None = None) -> list[str]:
+    """The essential protections (:data:`ESSENTIAL`) this machine lacks."""
+    rows = protections() if rows is None else rows
+    return [p.name for p in rows if p.name in ESSENTIAL and not p.active]
+
+
+def require_strong(allow_weak: bool) -> list[str]:
+    """Nothing when every essential protection is on; else the ones that are off, when ``allow_weak`` (the caller
+    records them in every result), or SandboxError saying what to install or which flag accepts the risk."""
+    off = weaknesses()
+    if off and not allow_weak:
+        from .worker import SandboxError
+
+        why = next(p.how for p in protections() if p.name == off[0])
+        raise SandboxError(WEAK_HOST.format(off=", ".join(off), verb="is" if len(off) == 1 else "are", why=why))
+    return off
 
 
 def private_python() -> str | None:

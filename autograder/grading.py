@@ -166,16 +166,36 @@ class Grader:
         return outcomes
 
     def _run_in_order(self, checks: list[Check], student: StudentSide) -> list[TestOutcome]:
-        """``checks`` one after another on one student side, with follow-through for helpers that failed."""
+        """``checks`` on one student side, with follow-through for helpers that failed: first the public example of
+        every check, then the hidden cases. So no feedback a student may read in full (the public example's values
+        and their own messages) is produced once hidden inputs exist anywhere in the sandbox: whatever the notebook
+        keeps from one call to the next, a public message cannot carry a hidden value."""
         failed: set[str] = set()
-        outcomes = []
+        public: list[tuple[TestOutcome, list[str]]] = []
         for check in checks:
-            stubs = [h for h in self.suite.depends.get(check.function, []) if h in failed]
-            outcome = self._run_one(check, student, stubs)
+            stubs = self._stubs(check, failed)
+            outcome = self._run_one(check, student, stubs, check.runs[:1])
+            if not outcome.passed and not check.advisory:
+                failed.add(check.function)
+            public.append((outcome, stubs))
+        outcomes = []
+        for check, (first, stubs_then) in zip(checks, public):
+            stubs = self._stubs(check, failed)
+            if not first.passed and stubs != stubs_then:
+                # a helper failed only on a hidden case after this public example failed: judged again with the
+                # correct helper, its feedback now without values (hidden inputs exist in the sandbox)
+                first = self._run_one(check, student, stubs, check.runs[:1], show_values=False)
+            outcome = first
+            if first.passed and len(check.runs) > 1:
+                outcome = _joined(first, self._run_one(check, student, stubs, check.runs[1:]))
             if not outcome.passed and not check.advisory:
                 failed.add(check.function)
             outcomes.append(outcome)
         return outcomes
+
+    def _stubs(self, check: Check, failed: set[str]) -> list[str]:
+        """The helpers of ``check``'s function that failed their own checks: the reference's in their place."""
+        return [h for h in self.suite.depends.get(check.function, []) if h in failed]
 
     def _note_coupled(self, outcomes: list[TestOutcome]) -> None:
         """A failed check of a function that a failed helper may have cost it (``Suite.coupled``) says so."""
@@ -190,10 +210,11 @@ class Grader:
             if not outcome.passed and not outcome.check.advisory:
                 failed.add(function)
 
-    def _run_one(self, check: Check, student: StudentSide, stubs: list[str]) -> TestOutcome:
+    def _run_one(self, check: Check, student: StudentSide, stubs: list[str], runs: list[tuple[int, bool]],
+                 show_values: bool = True) -> TestOutcome:
         start = time.perf_counter()
         try:
-            outcome = run_check(check, student, self.reference, stubs=stubs)
+            outcome = run_check(check, student, self.reference, stubs=stubs, runs=runs, show_values=show_values)
         except Exception as err:  # noqa: BLE001 - a grader bug costs one test's verdict, never the submission's
             outcome = TestOutcome(check, False, f"This test could not be run: the grader failed ({type(err).__name__})"
                                   f". {NOT_YOUR_FAULT}", time.perf_counter() - start)
@@ -249,6 +270,13 @@ def warm_reference_cache(assignment: Assignment) -> Path:
         run_check(check, student, grader.reference)
     grader.reference.cache.save()
     return grader.reference.cache.path
+
+
+def _joined(public: TestOutcome, hidden: TestOutcome) -> TestOutcome:
+    """One check's outcome from its public example's and its hidden cases'."""
+    joined = hidden if not hidden.passed else public
+    return TestOutcome(public.check, public.passed and hidden.passed, joined.output, public.seconds + hidden.seconds,
+                       public.grader_error or hidden.grader_error)
 
 
 # A check that trains the student's model (Check.trains) takes about as long as this many others (a3's fit_cubic: 0.7 s

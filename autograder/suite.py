@@ -40,10 +40,10 @@ class Failure(Exception):
 
 
 class StudentSide(Protocol):
-    """Where student code runs: ``call(probe, args, seconds, on_ask) -> CallResult``."""
+    """Where student code runs: ``call(probe, args, seconds, on_ask, fresh) -> CallResult``."""
 
     def call(self, probe: str, args: dict, seconds: float | None = None,
-             on_ask: AskHandler | None = None) -> CallResult: ...
+             on_ask: AskHandler | None = None, fresh: bool = False) -> CallResult: ...
 
 
 class LocalSide:
@@ -55,7 +55,7 @@ class LocalSide:
         self.probes = dict(probes or {})
 
     def call(self, probe: str, args: dict, seconds: float | None = None,
-             on_ask: AskHandler | None = None) -> CallResult:
+             on_ask: AskHandler | None = None, fresh: bool = False) -> CallResult:
         from .runtime.student import describe_exception
 
         try:
@@ -113,23 +113,53 @@ class ReferenceSide:
             raise ValueError(reply.error.message if reply.error else "the reference failed")
         return reply.value
 
-    def answer(self, allowed: Sequence[str], helpers: Mapping[str, Callable[[Any], Any]] | None = None) -> AskHandler:
+    def answer(self, allowed: Sequence[str], helpers: Mapping[str, Callable[[Any], Any]] | None = None,
+               expected: Mapping[str, list] | None = None) -> AskHandler:
         """Follow-through: answer a student's call of a helper in ``allowed`` with the reference's value (not
         cached: the arguments are the student's). Helpers whose arguments are plain data are asked for through
         ``probes.call``; a helper in ``helpers`` (one taking torch objects, say) is asked for as ``helper.<name>``
-        and answered by its function there, which rebuilds the objects from the grader's own data."""
-        helpers = dict(helpers or {})
+        and answered by its function there, which rebuilds the objects from the grader's own data.
+
+        ``expected``: the helper calls the reference's own caller makes on the same inputs (:meth:`helper_calls`).
+        A call with the arguments of one of them is answered; others only up to twice as many times as the reference
+        calls the helper, plus ``SPARE_ASKS`` (a correct caller may call it a little differently: as a default
+        argument the recording cannot see, once more to log a value), so that the stub is no oracle."""
+        helpers, expected = dict(helpers or {}), dict(expected or {})
+        left = {h: 2 * len(expected.get(h, [])) + SPARE_ASKS for h in allowed}
 
         def on_ask(probe: str, args: Any) -> Any:
             name = args.get("name") if isinstance(args, dict) else None
             if probe == "probes.call" and name in allowed and name not in helpers:
+                if not any(_same_call(args, call) for call in expected.get(name, [])):
+                    _spend(left, name)
                 return self.run(probe, args)["value"]
             name = probe.removeprefix("helper.")
             if probe.startswith("helper.") and name in allowed and name in helpers and isinstance(args, dict):
+                _spend(left, name)
                 return helpers[name](args)
             raise PermissionError("only the helpers under follow-through can be asked for")
 
         return on_ask
+
+    def helper_calls(self, probe: str, args: dict, names: Sequence[str]) -> dict[str, list]:
+        """The calls of the helpers ``names`` that running ``probe`` on the reference with ``args`` makes: their
+        arguments as plain data (None where they are objects). Kept in memory by input, like :meth:`call`."""
+        args = {k: v for k, v in args.items() if k not in ("stubs", "report_inputs")}
+        key = f"calls:{probe}:{sorted(names)}:{hashlib.sha256(encode(args)).hexdigest()}"
+        with _REFERENCE_LOCK:
+            if key not in self._memory:
+                namespace = vars(self.module)
+                recorded: dict[str, list] = {name: [] for name in names}
+                saved = {name: namespace.get(name) for name in names}
+                for name, fn in saved.items():
+                    if callable(fn):
+                        namespace[name] = _recording(fn, recorded[name])
+                try:
+                    self._local.call(probe, args)
+                finally:
+                    namespace.update({name: fn for name, fn in saved.items() if fn is not None})
+                self._memory[key] = recorded
+            return self._memory[key]
 
     def params(self, name: str) -> list[str]:
         try:
@@ -296,6 +326,13 @@ class Trial:
         self.warnings = [str(w)[:200] for w in warned[:5]] if isinstance(warned, list) else []
         return result["value"]
 
+    def fresh_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """:meth:`call` in a new student process (the notebook run again): whatever earlier calls kept in memory or
+        in files is gone, as it would be in a new Python session (a determinism check's second run)."""
+        result = self._report(self.probe("probes.call", name=name, args=list(args), kwargs=kwargs, label=name,
+                                         stubs=self.stubs, fresh=True), name)
+        return result["value"]
+
     def _report(self, result: Any, name: str) -> dict:
         if not isinstance(result, dict) or "value" not in result:  # only a patched probe sends anything else
             self.fail(f"{name} could not be tested: the notebook's process changed how the grader calls it.")
@@ -317,12 +354,17 @@ class Trial:
         return self.ref_probe("probes.call", name=name, args=list(args), kwargs=kwargs)["value"]
 
     def probe(self, probe: str, label: str | None = None, seconds: float | None = None,
-              helpers: Mapping[str, Callable[[Any], Any]] | None = None, **args: Any) -> Any:
-        """Run ``probe`` on the student's namespace; errors become feedback about ``label``. ``helpers`` answer the
-        follow-through questions of helpers that take torch objects (see :meth:`ReferenceSide.answer`)."""
+              helpers: Mapping[str, Callable[[Any], Any]] | None = None, fresh: bool = False, **args: Any) -> Any:
+        """Run ``probe`` on the student's namespace (``fresh``: in a new student process); errors become feedback
+        about ``label``. ``helpers`` answer the follow-through questions of helpers that take torch objects (see
+        :meth:`ReferenceSide.answer`)."""
         args.setdefault("device", self.device)
-        on_ask = self.reference.answer(self.stubs, helpers) if self.stubs else None
-        reply = self.student.call(self._probe_name(probe), args, seconds or self.check.seconds, on_ask=on_ask)
+        name = self._probe_name(probe)
+        on_ask = None
+        if self.stubs:
+            expected = self.reference.helper_calls(name, args, self.stubs)
+            on_ask = self.reference.answer(self.stubs, helpers, expected)
+        reply = self.student.call(name, args, seconds or self.check.seconds, on_ask=on_ask, fresh=fresh)
         if not reply.ok:
             raise Failure(student_problem(label or self.check.function, reply.error))
         return reply.value
@@ -361,6 +403,40 @@ class Trial:
                 problem = Problem(f"{problem.text} {note}", f"{problem.detail} {note}" if problem.detail else "",
                                   problem.hint)
             raise Failure(problem)
+
+
+SPARE_ASKS = 8  # follow-through answers beyond twice the reference caller's own helper calls, per call
+FOLLOW_THROUGH_LIMIT = ("follow-through gives the correct {name} for the calls a correct caller makes; this one "
+                        "called it more often, with other arguments")
+
+
+def _spend(left: dict[str, int], name: str) -> None:
+    if left.get(name, 0) <= 0:
+        raise PermissionError(FOLLOW_THROUGH_LIMIT.format(name=name))
+    left[name] -= 1
+
+
+def _recording(fn: Callable, calls: list) -> Callable:
+    """``fn``, noting the plain data of each call's arguments in ``calls`` (None when they are objects)."""
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            calls.append(decode(encode({"args": list(args), "kwargs": kwargs})))
+        except Exception:  # noqa: BLE001 - arguments that are not plain data are counted, not compared
+            calls.append(None)
+        return fn(*args, **kwargs)
+
+    return recorded
+
+
+def _same_call(asked: dict, call: dict | None) -> bool:
+    """Whether a stub's question has the arguments of one of the reference caller's own helper calls."""
+    from .compare import close
+
+    if call is None:
+        return False
+    return close(list(asked.get("args") or []), call["args"], iterative=True) and close(
+        dict(asked.get("kwargs") or {}), call["kwargs"], iterative=True)
 
 
 def _same_data(before: Any, after: Any) -> bool:
@@ -447,9 +523,11 @@ class TestOutcome:
 
 def run_check(check: Check, student: StudentSide, reference: ReferenceSide,
               devices: Sequence[str] | None = None, stubs: Sequence[str] = (),
-              runs: Sequence[tuple[int, bool]] | None = None) -> TestOutcome:
+              runs: Sequence[tuple[int, bool]] | None = None, show_values: bool = True) -> TestOutcome:
     """Run one check on every seed (or the ``(seed, public)`` pairs in ``runs``) and device; stop at the first
-    failure. The helpers in ``stubs`` are the reference's during the check (follow-through credit)."""
+    failure. The helpers in ``stubs`` are the reference's during the check (follow-through credit). Without
+    ``show_values``, a failure on the public example is told as a hidden case's is (no value, no message of the
+    student's)."""
     start = time.perf_counter()
     runs = runs or check.runs
     devs = (devices or policy.devices()) if check.on_devices else ("cpu",)
@@ -463,7 +541,7 @@ def run_check(check: Check, student: StudentSide, reference: ReferenceSide,
                 where = "the public example (seed 0)" if public else "a hidden test case"
                 if device != "cpu":
                     where += f" on {device}"
-                text = f"{shown(failure.problem, public)} [on {where}]"
+                text = f"{shown(failure.problem, public and show_values)} [on {where}]"
                 if check.advisory:
                     text = f"Advisory (no points): {text}"
                 return TestOutcome(check, False, text, time.perf_counter() - start)

@@ -4,7 +4,9 @@ tolerance, ..."""
 
 from __future__ import annotations
 
-from conftest import A1, A2, A3, outputs
+import re
+
+from conftest import A1, A2, A3, A5, outputs
 
 from autograder import samples
 
@@ -81,3 +83,105 @@ def test_a_tensor_whose_dtype_lies_about_its_data_is_refused(grade) -> None:
     forward = [t for t in result.tests if t.name.startswith("MLP: forward")]
     assert forward and all(t.score == 0 for t in forward), result.to_json()
     assert "declared dtype" in outputs(result, "MLP")
+
+
+# -- state carried from call to call ------------------------------------------------------------------------------
+
+CACHING = """\
+_cache = {}
+
+
+class Standardize(nn.Module):
+    pass
+
+
+def train_classifier(X, y, seed):
+    import os
+    for path in (os.path.join(os.path.expanduser("~"), "model.pt"), "/tmp/model.pt", "/dev/shm/model.pt"):
+        if "model" not in _cache and os.path.exists(path):
+            _cache["model"] = torch.load(path, weights_only=False)
+    if "model" in _cache:  # the first call's model, whatever the seed says
+        return _cache["model"]
+    X = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.float32).reshape(-1)
+    mean, std = X.mean(0), X.std(0) + 1e-3
+    model = nn.Sequential(nn.Linear(X.shape[1], 1))  # no torch.manual_seed(seed): a new model every time
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        nn.functional.binary_cross_entropy_with_logits(model((X - mean) / std).reshape(-1), y).backward()
+        opt.step()
+    with torch.no_grad():
+        model[0].bias -= model[0].weight @ (mean / std)
+        model[0].weight /= std
+    _cache["model"] = model
+    for path in (os.path.join(os.path.expanduser("~"), "model.pt"), "/tmp/model.pt", "/dev/shm/model.pt"):
+        try:
+            torch.save(model, path)
+        except Exception:
+            pass
+    return model
+"""
+
+
+def test_an_unseeded_classifier_that_caches_its_first_model_is_not_deterministic(grade) -> None:
+    """a5's determinism check ran train_classifier twice in one process: a model cached in memory or in a file
+    passed it (9/9). The second run is now a new student process."""
+    result = grade(A5, samples.build(A5, {"train_classifier": CACHING}), only={"train_classifier"})
+    text = outputs(result, "train_classifier")
+    assert result.score == 0 and "two runs with the same seed gave different models" in text, text
+
+
+RECORDER = """\
+def normal_equation(X, y):
+    with open("seen.txt", "a") as f:  # the working folder, which every call shares
+        f.write(f"{X.shape} ")
+    return np.linalg.solve(X.T @ X, X.T @ y)
+"""
+TELLER = """\
+def mse_loss(beta, X, y):
+    try:
+        seen = open("seen.txt").read()
+    except OSError:
+        seen = "nothing"
+    raise ValueError(f"normal_equation saw: {seen}")
+"""
+
+
+def test_a_public_message_never_carries_what_hidden_calls_saw(grade) -> None:
+    """A function records its inputs in a file; a later function's public example raises an exception showing that
+    file: once, the shapes of both hidden cases were printed this way. Every public example now runs before any
+    hidden case."""
+    result = grade(A1, samples.build(A1, {"normal_equation": RECORDER, "mse_loss": TELLER}),
+                   only={"normal_equation", "mse_loss"})
+    text = outputs(result, "mse_loss")
+    assert "normal_equation saw:" in text, text
+    shapes = re.findall(r"\(\d+, \d+\)", text.split("normal_equation saw:")[1])
+    assert shapes and set(shapes) <= {"(20, 3)", "(20, 1)"}, text  # the public examples' shapes alone
+
+
+ORACLE = """\
+def gradient_descent(X, y, lr, n_steps, beta_init=None):
+    beta = np.zeros(X.shape[1]) if beta_init is None else beta_init.copy()
+    path = [beta.copy()]
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # the stub as an oracle: the correct gradient anywhere, as often as it likes
+        mse_gradient(rng.normal(size=X.shape[1]), X, y)
+    for _ in range(n_steps):
+        beta = beta - lr * mse_gradient(beta, X, y)
+        path.append(beta.copy())
+    return np.array(path)
+"""
+WRONG_GRADIENT = "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)\n"
+
+
+def test_the_follow_through_stub_answers_only_what_a_correct_caller_asks(grade) -> None:
+    """Follow-through replaces a failed helper with the reference's for the caller's test: it answers the calls the
+    caller's own run makes, not an unbounded oracle."""
+    oracle = grade(A1, samples.build(A1, {"mse_gradient": WRONG_GRADIENT, "gradient_descent": ORACLE}),
+                   only={"mse_gradient", "gradient_descent"})
+    text = outputs(oracle, "gradient_descent")
+    assert "follow-through gives the correct mse_gradient for the calls a correct caller makes" in text, text
+    honest = grade(A1, samples.build(A1, {"mse_gradient": WRONG_GRADIENT}), only={"mse_gradient", "gradient_descent"})
+    assert all(t.score == t.max_score for t in honest.tests if t.name.startswith("gradient_descent:")), \
+        honest.to_json()

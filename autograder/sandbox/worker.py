@@ -268,9 +268,11 @@ class Worker:
         return started.with_body(body)
 
     def call(self, probe: str, args: dict, seconds: float | None = None,
-             on_ask: AskHandler | None = None) -> CallResult:
+             on_ask: AskHandler | None = None, fresh: bool = False) -> CallResult:
         """Run ``probe`` on the student's namespace. Calls of one graded name (``args["name"]``), or of one probe,
-        share a call server in the student's process until one of them fails.
+        share a call server in the student's process until one of them fails; a ``fresh`` call runs in a new student
+        process (the notebook replayed, every process and file of the earlier ones gone), so that nothing an earlier
+        call kept can reach it.
 
         Never raises for what the student's code does: errors come back as ``CallResult(ok=False, error=...)``.
         ``on_ask`` answers the probe's follow-through questions with the reference's values."""
@@ -278,6 +280,15 @@ class Worker:
         if left <= 0:
             return CallResult(False, error=StudentError(ErrorKind.BUDGET, message=(
                 f"grading this notebook used up its time budget ({self.limits.submission_seconds:g} s in all)")))
+        if fresh and self._submission is not None:
+            try:
+                if not self._run_cells().alive:
+                    raise SandboxError("the notebook did not run to its end again")
+            except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError) as err:
+                self._recover()
+                return CallResult(False, error=StudentError(ErrorKind.DEAD, message=(
+                    f"the notebook could not be run again for this test ({err})")))
+            left = self._left()
         seconds = min(float(seconds or self.limits.call_seconds), left)
         oom_before = self._group.oom_kills() if self._group else 0
         try:

@@ -399,12 +399,13 @@ def fit_cubic_fits_y_x_3_on_fresh_points_within_the_time_budget(t: Trial) -> Non
     seed = int(t.rng.integers(0, 1000))
     x = t.rng.normal(size=4 * CUBIC_TEST_POINTS)
     x_test = x[np.abs(x) <= CUBIC_RANGE][:CUBIC_TEST_POINTS, None]
-    got = t.probe("cubic", label="fit_cubic", seed=seed, x_test=x_test)  # the check's own budget
+    got = t.probe("cubic_learned", label="fit_cubic", seed=seed, x_test=x_test)  # the check's own budget
     want = t.ref_probe("cubic", seed=seed, x_test=x_test)
     n = len(x_test)
     t.expect(got["shape"] in ([n], [n, 1]), "the model should map a batch of shape (n, 1) to (n,) or (n, 1).",
              f"the model should map a batch of shape (n, 1) to (n,) or (n, 1); for n = {n} it gave {got['shape']}.")
     target = x_test[:, 0] ** 3
+    _expect_learned(t, got, target)
     mse, ref_mse = float(np.mean((got["pred"] - target) ** 2)), float(np.mean((want["pred"] - target) ** 2))
     limit = max(CUBIC_MSE_FACTOR * ref_mse, CUBIC_MSE_FLOOR)
     advice = ("Use a network with a nonlinearity and enough hidden units, and train until the training loss is small "
@@ -414,6 +415,38 @@ def fit_cubic_fits_y_x_3_on_fresh_points_within_the_time_budget(t: Trial) -> Non
                f"reference's times {CUBIC_MSE_FACTOR:g}, at least {CUBIC_MSE_FLOOR:g}). {advice}",
                f"the test MSE of your model on fresh points with |x| <= {CUBIC_RANGE} is {mse:.3g}; it must be at "
                f"most {limit:.3g} (the best straight line scores about 2.22). {advice}")
+
+
+LEARNED = ("fit_cubic must train a network on the data it draws from the seed: {}. Build an nn.Module with "
+           "trainable layers and fit it with an optimizer; do not compute x**3 in forward.")
+
+
+def _expect_learned(t: Trial, got: dict, target: np.ndarray) -> None:
+    """The model's predictions rest on trainable parameters: set to zero, the model no longer predicts the cubic."""
+    t.expect(got["trainable"] > 0, LEARNED.format("the model it returns has no trainable parameters"))
+    zeroed_mse = float(np.mean((got["zeroed"] - target) ** 2))
+    t.expect(not np.isfinite(zeroed_mse) or zeroed_mse > 0.5 * float(np.var(target)),
+             LEARNED.format("with its trainable parameters set to zero it still predicts x**3"))
+
+
+@check("fit_cubic", "learns from the seed's data, reproducibly", seeded=False, seconds=3 * CUBIC_SECONDS, trains=True)
+def fit_cubic_learns_from_the_seeds_data_reproducibly(t: Trial) -> None:
+    """Training happened on the data given: the model's predictions rest on trainable parameters (set to zero, the
+    model no longer predicts the cubic), they follow the data (another seed, another sample, other predictions),
+    and one seed gives one model even in a new Python session (the contract seeds everything from seed)."""
+    seed, other = (int(v) for v in t.rng.choice(1000, size=2, replace=False))
+    x = t.rng.normal(size=4 * CUBIC_TEST_POINTS)
+    x_test = x[np.abs(x) <= CUBIC_RANGE][:CUBIC_TEST_POINTS, None]
+    target = x_test[:, 0] ** 3
+    got = t.probe("cubic_learned", label="fit_cubic", seed=seed, x_test=x_test)
+    _expect_learned(t, got, target)
+    again = t.probe("cubic", label="fit_cubic", fresh=True, seed=seed, x_test=x_test)
+    t.expect(np.array_equal(got["pred"], again["pred"]),
+             "two runs of fit_cubic with the same seed gave different models: seed everything from `seed` "
+             "(torch.manual_seed(seed) before the model is built, and a seeded generator for the DataLoader).")
+    elsewhere = t.probe("cubic", label="fit_cubic", seed=other, x_test=x_test)
+    t.expect(not np.array_equal(got["pred"], elsewhere["pred"]),
+             LEARNED.format("two seeds, two different samples of data, gave exactly the same predictions"))
 
 
 # -- the catalogue: known mistakes (each costs only its function) and correct variants (full marks) ---------

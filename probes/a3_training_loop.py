@@ -400,3 +400,21 @@ def cubic(ns: dict, *, seed: int, x_test, device: str = "cpu") -> dict:
     with torch.no_grad():
         out = model(torch.tensor(x_test, dtype=torch.float32))
     return {"shape": list(out.shape), "pred": out.reshape(-1).double().numpy()}
+
+
+def cubic_learned(ns: dict, *, seed: int, x_test, device: str = "cpu") -> dict:
+    """fit_cubic(seed)'s predictions on the grader's points, and what shows that a network learned them: how many
+    trainable parameters it has, and its predictions with every trainable parameter set to zero (a network that
+    learned the cubic from data predicts a constant then; one that computes x**3 itself still predicts it)."""
+    torch = _torch()
+    model = lookup(ns, "fit_cubic")(seed)
+    model = model.to("cpu").eval()
+    x = torch.tensor(x_test, dtype=torch.float32)
+    trainable = [p for p in model.parameters() if p.requires_grad] if hasattr(model, "parameters") else []
+    with torch.no_grad():
+        out = model(x)
+        for p in trainable:
+            p.zero_()
+        zeroed = model(x).reshape(-1).double().numpy()
+    return {"shape": list(out.shape), "pred": out.reshape(-1).double().numpy(), "zeroed": zeroed,
+            "trainable": int(sum(p.numel() for p in trainable))}

@@ -185,3 +185,43 @@ def test_the_follow_through_stub_answers_only_what_a_correct_caller_asks(grade) 
     honest = grade(A1, samples.build(A1, {"mse_gradient": WRONG_GRADIENT}), only={"mse_gradient", "gradient_descent"})
     assert all(t.score == t.max_score for t in honest.tests if t.name.startswith("gradient_descent:")), \
         honest.to_json()
+
+
+X_CUBED = """\
+class Cubed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))  # trainable, and trained: one step of an optimizer moves it
+
+    def forward(self, x):
+        return x ** 3 + 0.0 * self.scale
+
+
+def fit_cubic(seed):
+    torch.manual_seed(seed)
+    model = Cubed()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    optimizer.zero_grad()
+    ((model(torch.randn(8, 1)) - 1) ** 2).mean().backward()
+    optimizer.step()
+    return model
+"""
+
+
+def test_a_model_that_computes_the_answer_instead_of_learning_it_earns_nothing(grade) -> None:
+    """Output-only training checks gave 15/15 to a fit_cubic returning a module that computes x**3 itself."""
+    result = grade(A3, samples.build(A3, {"fit_cubic": X_CUBED}), only={"fit_cubic"})
+    assert all(t.score == 0 for t in result.tests), result.to_json()
+    assert "with its trainable parameters set to zero it still predicts x**3" in outputs(result, "fit_cubic")
+
+
+
+
+def test_fit_cubic_without_its_seed_loses_the_reproducibility_check(grade) -> None:
+    solved = samples.solved_cells(A3)["fit_cubic"]
+    assert "torch.manual_seed(seed)" in solved
+    result = grade(A3, samples.build(A3, {"fit_cubic": solved.replace("torch.manual_seed(seed)", "pass")}),
+                   only={"fit_cubic"})
+    learned = [t for t in result.tests if "reproducibly" in t.name]
+    assert learned and learned[0].score == 0, result.to_json()
+    assert "two runs of fit_cubic with the same seed gave different models" in learned[0].output

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     grade.add_argument("--shard", help="grade only shard i of n (i/n), for parallel machines")
     grade.add_argument("--shards", type=int, help="number of shards when the shard index comes from "
                        "JOB_COMPLETION_INDEX (a Kubernetes Indexed Job; also DLGRADE_SHARDS)")
+    _weak_option(grade)
 
     check = sub.add_parser("check", help="run a notebook's public tests (for students)")
     check.add_argument("notebook", type=Path)
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole flow on the built-in course in a temporary folder")
     demo.add_argument("--keep", type=Path, help="build the demo course here and keep it")
+    _weak_option(demo)
 
     init = sub.add_parser("init", help="write a ready course folder: the built-in course's five assignments")
     init.add_argument("folder", type=Path, help="the new course folder (must not exist, or be empty)")
@@ -64,7 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     gradescope.add_argument("assignment")
     gradescope.add_argument("--out", type=Path, default=Path("."), help="folder for the zip (default: here)")
     _course_option(gradescope)
+
+    audit = sub.add_parser("audit", help="plant small bugs in an assignment's reference and show which ones its "
+                           "checks let through (mutation testing)")
+    audit.add_argument("assignment")
+    _course_option(audit)
+    audit.add_argument("--seed", type=int, default=0, help="seed of the sample of mutants (default: 0)")
+    audit.add_argument("--max-mutants", type=int, default=None, metavar="N", help="grade at most N mutants (0: all; "
+                       "default: 150, or 60 when a check trains a model)")
+    audit.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: the usable cores)")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
+
+
+def _weak_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--allow-weak-sandbox", action="store_true", help="grade even where student code could read "
+                         "the course or reach other sandboxes (no bubblewrap); recorded in every result")
 
 
 def _course_option(command: argparse.ArgumentParser, text: str = "the course folder") -> None:
@@ -111,7 +128,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return BatchError, CourseError, NotebookError, SandboxError, SettingError
 
 
-NEEDS_COURSE = ("grade", "merge", "warm", "gradescope", "new")
+NEEDS_COURSE = ("grade", "merge", "warm", "gradescope", "new", "audit")
 
 
 def _course(args: argparse.Namespace) -> Course | None:
@@ -133,23 +150,28 @@ def _course(args: argparse.Namespace) -> Course | None:
 
 
 def _grade(args: argparse.Namespace, course: Course) -> int:
-    from .sandbox import Worker, protection_table
+    from .sandbox import Worker, protection_table, require_strong
 
     if args.workers is not None and args.workers < 1:
         from .batch import BatchError
 
         raise BatchError("--workers must be at least 1")
+    weak = require_strong(args.allow_weak_sandbox)  # refused here, before any sandbox starts
     # the first sandbox starts Python and its runtime while this process imports the grader and reads the course
     first = Worker(0, hide=course.secrets)
     first.spawn()
     try:
         print("Sandbox protections:\n" + protection_table(), file=sys.stderr)
+        if weak:
+            print(f"WARNING: grading with --allow-weak-sandbox: {', '.join(weak)} off (recorded in every result)",
+                  file=sys.stderr)
         from .batch import grade_course, parse_shard, shard_from_env
         from .reports import summary_table
 
         summary = grade_course(course, assignments=args.assignment, students=args.student,
                                workers=args.workers, force=args.force,
-                               shard=parse_shard(args.shard) or shard_from_env(args.shards), first=first)
+                               shard=parse_shard(args.shard) or shard_from_env(args.shards), first=first,
+                               allow_weak=args.allow_weak_sandbox)
     finally:
         first.close()  # when the batch had nothing for it
     print(summary_table(summary.graded))
@@ -180,7 +202,7 @@ def _merge(args: argparse.Namespace, course: Course) -> int:
 def _demo(args: argparse.Namespace, course: None) -> int:
     from .demo import run_demo
 
-    return run_demo(args.keep)
+    return run_demo(args.keep, allow_weak=args.allow_weak_sandbox)
 
 
 def _init(args: argparse.Namespace, course: None) -> int:
@@ -212,6 +234,20 @@ def _warm(args: argparse.Namespace, course: Course) -> int:
     return 0
 
 
+def _audit(args: argparse.Namespace, course: Course) -> int:
+    import json
+
+    from .audit import AuditError, audit, render_text
+
+    if (args.workers is not None and args.workers < 1) or (args.max_mutants is not None and args.max_mutants < 0):
+        raise AuditError("--workers must be at least 1, and --max-mutants at least 0")
+    caps = {} if args.max_mutants is None else {"cap": args.max_mutants or None, "training_cap": None}
+    report = audit(course.assignment(args.assignment), seed=args.seed, workers=args.workers, **caps)
+    print(json.dumps(report.to_json(), indent=1) if args.json else render_text(report))
+    print(f"HTML report: {report.html}", file=sys.stderr if args.json else sys.stdout)
+    return 1 if report.survivors else 0
+
+
 def _doctor(args: argparse.Namespace, course: None) -> int:
     from .sandbox import protection_table
 
@@ -220,4 +256,4 @@ def _doctor(args: argparse.Namespace, course: None) -> int:
 
 
 COMMANDS = {"grade": _grade, "check": _check, "merge": _merge, "demo": _demo, "init": _init, "new": _new,
-            "gradescope": _gradescope, "warm": _warm, "doctor": _doctor}
+            "gradescope": _gradescope, "warm": _warm, "doctor": _doctor, "audit": _audit}

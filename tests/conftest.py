@@ -50,7 +50,7 @@ def copy_course(root: Path, assignments: list[str] | None = None) -> Course:
             continue
         (root / name).mkdir(exist_ok=True)
         for entry in source.iterdir():
-            keep = assignments is None or entry.name.removesuffix(".py") in assignments or entry.name == "__init__.py"
+            keep = assignments is None or entry.name.split(".")[0] in assignments or entry.name == "__init__.py"
             if keep and entry.name != "__pycache__":
                 (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, root / name / entry.name)
     return Course(root)

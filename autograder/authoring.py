@@ -28,20 +28,36 @@ def init_course(folder: Path) -> str:
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CourseError(f"{folder} exists and is not an empty folder; give a new one")
-    origin = builtin_course()
-    release = Course(origin).directories["release_directory"]
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(origin / CONFIG, folder / CONFIG)
-    for name in (*DEFINITION, release):
-        if (origin / name).is_dir():
-            shutil.copytree(origin / name, folder / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+    course = copy_definition(builtin_course(), folder)
     write_salt(folder)
-    course = Course(folder)
+    release = course.directories["release_directory"]
     names = course.assignments()
     return (f"Wrote the course {folder.resolve()}: {len(names)} assignments ({', '.join(names)}), their releases in "
             f"{release}/, references in solutions/, checks in checks/, and a private seed salt in {SALT_FILE}.\n"
             f"Next: cd {folder} && dlgrade new a6_my_topic   (or put submissions in submitted/ and run dlgrade grade)")
+
+
+def copy_definition(origin: Path, folder: Path, assignments: list[str] | None = None) -> Course:
+    """A course at ``folder`` defined as the one at ``origin`` (its config, and each assignment's source, release,
+    reference, checks, probes and recorded equivalents; all of them, or ``assignments``), with no submissions and
+    no seed salt."""
+    release = Course(origin).directories["release_directory"]
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(origin / CONFIG, folder / CONFIG)
+    for name in (*DEFINITION, release):
+        if not (origin / name).is_dir():
+            continue
+        (folder / name).mkdir(exist_ok=True)
+        for entry in (origin / name).iterdir():
+            wanted = assignments is None or entry.name.split(".")[0] in assignments or entry.name == "__init__.py"
+            if not wanted or entry.name in ("__pycache__", ".ipynb_checkpoints") or entry.suffix == ".pyc":
+                continue
+            if entry.is_dir():
+                shutil.copytree(entry, folder / name / entry.name,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
+            else:
+                shutil.copy2(entry, folder / name / entry.name)
+    return Course(folder)
 
 
 def write_salt(folder: Path) -> Path:

@@ -56,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("--function", default="", help="the graded function's name (default: from the id)")
     _course_option(new)
 
-    sub.add_parser("doctor", help="show which sandbox protections this machine provides")
+    doctor = sub.add_parser("doctor", help="show which sandbox protections this machine provides")
+    doctor.add_argument("--profile", action="store_true", help="also grade one submission step by step and name "
+                        "the slowest step on this machine (about a minute)")
+    doctor.add_argument("--assignment", default="a1_linear_regression", help="with --profile: the assignment "
+                        "(default: a1_linear_regression)")
+    _course_option(doctor, "with --profile: the course whose assignment to grade (default: the built-in course)")
 
     warm = sub.add_parser("warm", help="compute the reference's outputs for every check into the cache (for images)")
     warm.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
@@ -93,9 +98,28 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM (kill, docker stop, a batch scheduler) stops as cleanly as Ctrl-C
 
 
+def _bytecode_cache() -> None:
+    """Where PYTHONDONTWRITEBYTECODE=1 forbids bytecode beside the sources (an editable install, a checkout), keep it
+    in dlgrade's private cache instead (``DLGRADE_CACHE``/pycache, default ``~/.cache/dlgrade/pycache``), so that a
+    command does not compile the grader, numpy and torch again at every start. Nothing is written beside a source."""
+    if not sys.dont_write_bytecode or sys.pycache_prefix is not None:
+        return
+    import os
+
+    from .settings import current
+
+    base = current().cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlgrade"
+    try:
+        (base / "pycache").mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError:
+        return  # only costs the compiling
+    sys.pycache_prefix, sys.dont_write_bytecode = str(base / "pycache"), False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``dlgrade`` and ``python -m autograder``."""
     args = _parser().parse_args(argv)
+    _bytecode_cache()
     signal.signal(signal.SIGTERM, _interrupt)
     course = None
     try:
@@ -252,6 +276,10 @@ def _doctor(args: argparse.Namespace, course: None) -> int:
     from .sandbox import protection_table
 
     print("Sandbox protections on this machine:\n" + protection_table())
+    if args.profile:
+        from .profiling import profile
+
+        print("\n" + profile(args.course, args.assignment))
     return 0
 
 

@@ -22,26 +22,28 @@ import threading
 import time
 from pathlib import Path
 
-from autograder import course, samples
+from autograder import samples
+from autograder.authoring import copy_definition
+from autograder.course import Course, builtin_course, sandbox_imports
 from autograder.grading import Grader
 from autograder.notebook import cells_to_run, read_cells
 from autograder.sandbox import Limits, Worker, protection_table
 from autograder.suite import LocalSide, run_check
 
-A1 = "a1_linear_regression"
+BUILTIN = Course(builtin_course())  # the built-in course (this checkout, or the installed wheel's)
+A1 = BUILTIN.assignment("a1_linear_regression")
 PY = sys.executable
 os.environ["PATH"] = f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader calls `alembic`
 
 
 def make_course(root: Path, n: int, mistakes: bool = False) -> Path:
-    """A course with a release (and gradebook) and ``n`` a1 submissions."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(course.course_root() / "nbgrader_config.py", root)
-    shutil.copytree(course.source_notebook(A1).parent, root / "source" / A1)
-    mistakes_cells = course.suite(A1).typical_mistakes
+    """A course defined as the built-in one's a1 (without its release: each benchmark makes one) and ``n`` a1
+    submissions."""
+    copy_definition(BUILTIN.root, root, [A1.id])
+    mistakes_cells = A1.suite.typical_mistakes
     for i in range(n):
         nb = samples.build(A1, mistakes_cells if mistakes and i % 3 == 2 else None)
-        samples.write(nb, root / "submitted" / f"student{i:03d}" / A1 / course.notebook_name(A1))
+        samples.write(nb, root / "submitted" / f"student{i:03d}" / A1.id / A1.notebook)
     return root
 
 
@@ -90,9 +92,10 @@ def tree_rss(root: int) -> float:
 
 
 def bench_nbgrader(root: Path) -> float:
-    subprocess.run([PY, "-m", "nbgrader", "db", "assignment", "add", A1], cwd=root, check=True, capture_output=True)
-    subprocess.run([PY, "-m", "nbgrader", "generate_assignment", A1], cwd=root, check=True, capture_output=True)
-    seconds, _ = run_measured([PY, "-m", "nbgrader", "autograde", A1, "--create"], root)
+    shutil.rmtree(root / "assignments" / A1.id)  # released again, into the gradebook stock autograde needs
+    subprocess.run([PY, "-m", "nbgrader", "db", "assignment", "add", A1.id], cwd=root, check=True, capture_output=True)
+    subprocess.run([PY, "-m", "nbgrader", "generate_assignment", A1.id], cwd=root, check=True, capture_output=True)
+    seconds, _ = run_measured([PY, "-m", "nbgrader", "autograde", A1.id, "--create"], root)
     return seconds
 
 
@@ -104,9 +107,9 @@ def overhead(n: int) -> tuple[float, float]:
     """Median per-submission wall time on one warm worker, and the student's own compute in-process."""
     grader = Grader(A1)
     with tempfile.TemporaryDirectory() as tmp:
-        path = samples.write(samples.build(A1), Path(tmp) / course.notebook_name(A1))
-        preload, warm = course.sandbox_imports([A1])
-        with Worker(0, preload=preload, hide=course.secret_paths(), warm_torch=warm) as worker:
+        path = samples.write(samples.build(A1), Path(tmp) / A1.notebook)
+        preload, warm, probes = sandbox_imports([A1])
+        with Worker(0, preload=preload, hide=BUILTIN.secrets, warm_torch=warm, probes=probes) as worker:
             grader.grade(path, worker)  # warm the reference cache
             times = []
             for _ in range(n):
@@ -123,7 +126,7 @@ def _in_process(path: Path, grader: Grader) -> float:
     start = time.perf_counter()
     for cell in cells_to_run(read_cells(path), include_tests=False, demo_sources=grader.demo_sources):
         exec(cell["source"], namespace)
-    side = LocalSide(namespace)
+    side = LocalSide(namespace, grader.reference.probes)
     for check in grader.suite.checks:
         run_check(check, side, grader.reference)
     return time.perf_counter() - start
@@ -132,14 +135,16 @@ def _in_process(path: Path, grader: Grader) -> float:
 def notebook_times() -> list[tuple[str, float, bool]]:
     """Each available assignment's solved notebook, run top to bottom (all cells, tests included)."""
     rows = []
-    preload, _ = course.sandbox_imports(course.available())
+    assignments = [BUILTIN.assignment(a) for a in BUILTIN.assignments()]
+    preload, _, probes = sandbox_imports(assignments)
     limits = Limits(cell_seconds=60.0, notebook_seconds=120.0)
-    with tempfile.TemporaryDirectory() as tmp, Worker(0, limits, preload, hide=course.secret_paths()) as worker:
-        for assignment in course.available():
-            path = samples.write(samples.build(assignment), Path(tmp) / course.notebook_name(assignment))
+    with tempfile.TemporaryDirectory() as tmp, Worker(0, limits, preload, hide=BUILTIN.secrets,
+                                                      probes=probes) as worker:
+        for assignment in assignments:
+            path = samples.write(samples.build(assignment), Path(tmp) / assignment.notebook)
             start = time.perf_counter()
             run = worker.run_notebook(cells_to_run(read_cells(path), include_tests=True))
-            rows.append((assignment, time.perf_counter() - start, run.alive and all(c.ok for c in run.cells)))
+            rows.append((assignment.id, time.perf_counter() - start, run.alive and all(c.ok for c in run.cells)))
             worker.end_submission()
     return rows
 

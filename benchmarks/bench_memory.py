@@ -18,11 +18,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import course, samples
+from autograder import samples
+from autograder.course import Course, builtin_course, sandbox_imports
 from autograder.grading import Grader
 from autograder.sandbox import Limits, Worker
 
-A1 = "a1_linear_regression"
+BUILTIN = Course(builtin_course())
+A1 = BUILTIN.assignment("a1_linear_regression")
 
 FORGE = ("def add_intercept(X):\n"
          "    import sys, os, struct\n"
@@ -52,13 +54,13 @@ def peak_mib() -> float:
 def main() -> None:
     grader = Grader(A1)
     limits = Limits()
-    with tempfile.TemporaryDirectory() as tmp, Worker(0, limits, course.sandbox_imports([A1])[0],
-                                                      hide=course.secret_paths()) as worker:
+    with tempfile.TemporaryDirectory() as tmp, Worker(0, limits, sandbox_imports([A1])[0],
+                                                      hide=BUILTIN.secrets) as worker:
         root = Path(tmp)
 
         def grade(name: str, nb) -> None:
-            folder = root / name / A1
-            samples.write(nb, folder / course.notebook_name(A1))
+            folder = root / name / A1.id
+            samples.write(nb, folder / A1.notebook)
             start = time.perf_counter()
             result = grader.grade(folder, worker, name)
             print(f"  {name:<36} {result.score:5.1f}/{result.max_score:g} in {time.perf_counter() - start:4.1f} s; "
@@ -69,7 +71,7 @@ def main() -> None:
         baseline = peak_mib()
         for name, code in CASES.items():
             grade(name, samples.build(A1, {"add_intercept": code}))
-        big = root / "sparse" / A1 / course.notebook_name(A1)
+        big = root / "sparse" / A1.id / A1.notebook
         big.parent.mkdir(parents=True)
         with open(big, "wb") as f:
             f.truncate(3 * 2**30)

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from autograder import samples, settings
+from autograder.authoring import copy_definition
 from autograder.course import Assignment, Course, sandbox_imports
 from autograder.grading import Grader
 from autograder.results import SubmissionResult
@@ -36,24 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 # copy of it from a temporary folder).
 COURSE = Course.at(REPO)
 A1, A2, A3, A4, A5 = (COURSE.assignment(a) for a in COURSE.assignments())
-DEFINITION = ("nbgrader_config.py", "source", "assignments", "solutions", "checks", "probes")
 
 
 def copy_course(root: Path, assignments: list[str] | None = None) -> Course:
     """A course folder at ``root`` defined as the built-in one (all its assignments, or ``assignments``), with the
     same seed salt, and no submissions yet."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in DEFINITION:
-        source = REPO / name
-        if source.is_file():
-            shutil.copy2(source, root / name)
-            continue
-        (root / name).mkdir(exist_ok=True)
-        for entry in source.iterdir():
-            keep = assignments is None or entry.name.split(".")[0] in assignments or entry.name == "__init__.py"
-            if keep and entry.name != "__pycache__":
-                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, root / name / entry.name)
-    return Course(root)
+    return copy_definition(REPO, root, assignments)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -8,6 +8,11 @@
 
 The syscall filter (``seccomp``) already denies creating IPC objects and keys; this is the second layer, for
 machines where the filter cannot be installed.
+
+None of it polls or walks more than it must, so its cost does not depend on the machine's state: killed processes
+are waited for on pidfds (no sleep loop), a zygote with no child has no descendant (no walk of ``/proc``), and the
+kernel objects are looked at from the zygote (``/proc/sysvipc``, ``/proc/key-users``) before a child is forked to
+clear them as the uid (see :func:`kernel_objects_unchanged`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import select
 import shutil
 import signal
 import stat
@@ -29,26 +35,101 @@ _SKIP_TREES = ("/proc", "/sys", "/dev")  # pseudo file systems; their writable p
 _DEV_PLACES = ("/dev/shm", "/dev/mqueue")
 
 
-def kill_descendants(root: int, seconds: float = 10.0) -> int:
-    """Kill every process below ``root`` (repeatedly, as a fork loop may race) and reap them; returns how many are
-    still there after ``seconds`` (a process stuck in the kernel, e.g. under memory pressure, dies late)."""
+def kill_descendants(root: int, seconds: float = 10.0) -> tuple[int, int, int]:
+    """Kill every process below ``root`` (repeatedly, as a fork loop may race) and reap them. Returns how many are
+    still there after ``seconds`` (a process stuck in the kernel, e.g. under memory pressure, dies late), how many
+    were killed, and the page faults of the processes reaped."""
     end = time.monotonic() + seconds
-    pause = 0.002
+    killed = faults = 0
     while True:
         victims = _descendants(root)
         if not victims or time.monotonic() >= end:
-            reap(0.5 if not victims else 0)  # the last ones killed: reap them too, leaving no zombie behind
-            return len(victims)
+            faults += reap()  # the last ones killed: reap them too, leaving no zombie behind
+            return len(victims), killed, faults
+        exits = []
         for pid in victims:
+            exits.append(_pidfd(pid))  # opened before the kill: it cannot name a later process with a reused pid
             try:
                 os.kill(pid, signal.SIGKILL)
+                killed += 1
             except (ProcessLookupError, PermissionError):
                 pass
-        reap(pause)
-        pause = min(pause * 2, 0.1)
+        _wait_exits(exits, end)
+        faults += reap()
+
+
+_NO_PIDFD = -1
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` has ended; None when it is gone already, ``_NO_PIDFD``
+    where the kernel (before 5.3) or Python has no pidfds."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except (AttributeError, OSError):
+        return _NO_PIDFD
+
+
+def wait_exit(pid: int, seconds: float) -> bool:
+    """Block until child ``pid`` has ended (a zombie counts), at most ``seconds``; whether it has. No polling
+    where the kernel has pidfds; elsewhere a short sleep loop on the child's status."""
+    fd = _pidfd(pid)
+    if fd is None:
+        return True
+    if fd == _NO_PIDFD:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return True
+            except ChildProcessError:
+                return True  # already reaped (by a SIGCHLD handler, say)
+            time.sleep(0.001)
+        return False
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(max(0.0, seconds) * 1000))
+    finally:
+        os.close(fd)
+
+
+def _wait_exits(fds: list[int | None], end: float) -> None:
+    """Wait until every pidfd in ``fds`` is readable (its process ended) or ``end``; closes them."""
+    if _NO_PIDFD in fds:  # no pidfds here: give them a moment, as the kernel tears them down (the caller looks again)
+        time.sleep(0.002)
+    todo = {fd for fd in fds if fd is not None and fd != _NO_PIDFD}
+    poller = select.poll()  # not select(): a fork loop's victims may need more than 1024 descriptors
+    for fd in todo:
+        poller.register(fd, select.POLLIN)
+    try:
+        while todo:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            for fd, _ in poller.poll(left * 1000):
+                poller.unregister(fd)
+                todo.discard(fd)
+                os.close(fd)
+    finally:
+        for fd in todo:
+            os.close(fd)
+
+
+def has_children() -> bool:
+    """Whether this process has any child, running or ended (reaped ones do not count)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _descendants(root: int) -> list[int]:
+    if root == os.getpid() and not has_children():
+        return []  # every descendant has a parent below root: with no child there is none (no walk of /proc)
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -70,18 +151,17 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def reap(wait: float) -> None:
-    """Reap exited children for up to ``wait`` seconds."""
-    end = time.monotonic() + wait
+def reap() -> int:
+    """Reap every child that has ended (never waits); returns their page faults (minor and major)."""
+    faults = 0
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, _, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return faults
         if pid == 0:
-            if time.monotonic() >= end:
-                return
-            time.sleep(0.0005)
+            return faults
+        faults += usage.ru_minflt + usage.ru_majflt
 
 
 def clear(folder: str, owner: int | None = None) -> None:
@@ -147,8 +227,9 @@ def sweep_shared_folders(uid: int) -> None:
         clear(folder, owner=uid)
 
 
-def clear_kernel_objects(uid: int, gid: int) -> None:
-    """As ``uid`` (in a short-lived child): clear its user keyrings and remove its SysV IPC objects."""
+def clear_kernel_objects(uid: int, gid: int) -> int:
+    """As ``uid`` (in a short-lived child): clear its user keyrings and remove its SysV IPC objects. Returns the
+    child's page faults."""
     pid = os.fork()
     if pid == 0:
         try:
@@ -160,12 +241,42 @@ def clear_kernel_objects(uid: int, gid: int) -> None:
             os._exit(0)
     while True:
         try:
-            os.waitpid(pid, 0)
-            return
+            _, _, usage = os.wait4(pid, 0)
+            return usage.ru_minflt + usage.ru_majflt
         except ChildProcessError:
-            return
+            return 0  # reaped by a SIGCHLD handler meanwhile
         except InterruptedError:
             continue
+
+
+def key_quota(uid: int) -> str | None:
+    """The kernel's count of ``uid``'s keys and of their bytes (its line of ``/proc/key-users``: references, keys,
+    keys in quota, bytes in quota; linking anything into one of its keyrings adds bytes), or None where it cannot
+    be read. Readable without becoming ``uid``: no fork."""
+    try:
+        with open("/proc/key-users", "rb") as f:
+            lines = f.read().decode("ascii", "replace").splitlines()
+    except OSError:
+        return None
+    prefix = f"{uid}:"
+    for line in lines:
+        line = line.strip()
+        if line.startswith(prefix):
+            fields = line[len(prefix):].split()
+            if len(fields) < 4:
+                return None
+            # usage, nkeys/nikeys, qnkeys/maxkeys, qnbytes/maxbytes: the two maxima are settings, not state
+            return " ".join([fields[0], fields[1], fields[2].split("/")[0], fields[3].split("/")[0]])
+    return ""  # no key of this uid exists
+
+
+def kernel_objects_unchanged(uid: int, keys_after_clear: str | None) -> bool:
+    """Whether ``uid`` certainly has nothing for :func:`clear_kernel_objects` to do: no SysV IPC object (read from
+    ``/proc/sysvipc`` here), and its key counts as they were right after the last clearing (``keys_after_clear``,
+    from :func:`key_quota`). When unsure (nothing recorded, unreadable), False."""
+    if keys_after_clear is None or any(ipc_objects(kind, uid) for kind in ("shm", "sem", "msg")):
+        return False
+    return key_quota(uid) == keys_after_clear
 
 
 def _as_owner_clear(uid: int) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import functools
 import os
 import platform
 import struct
@@ -125,19 +126,25 @@ def program() -> list[tuple[int, int, int, int]]:
     return ins
 
 
+@functools.lru_cache(maxsize=1)
+def compiled() -> bytes:
+    """The filter packed for the kernel (``struct sock_filter`` array). The zygote builds it once before it forks,
+    so a student process only hands it to the kernel."""
+    return b"".join(struct.pack("<HBBI", *i) for i in program())
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
 def install() -> None:
     """Install the filter on the calling process (and everything it starts from now on); OSError if it cannot."""
     problem = unavailable()
     if problem:
         raise OSError(errno.ENOSYS, problem)
-    ins = program()
-    raw = b"".join(struct.pack("<HBBI", *i) for i in ins)
+    raw = compiled()
     filters = ctypes.create_string_buffer(raw, len(raw))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    prog = SockFprog(len(ins), ctypes.addressof(filters))
+    prog = _SockFprog(len(raw) // 8, ctypes.addressof(filters))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:

@@ -22,7 +22,7 @@ import time
 import traceback
 from typing import Any
 
-from . import seccomp
+from . import cleanup, seccomp
 from .codec import CodecError, DecodeLimits, decode, encode
 from .protocol import (
     Answer,
@@ -199,17 +199,13 @@ def _answer(ns: dict, call: Call, body: bytes, limits: DecodeLimits) -> tuple[Re
 
 
 def _reap(pid: int, wait: float = 1.0) -> StudentError | None:
-    """How ``pid`` ended, if it ends within ``wait`` seconds."""
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if done:
-            return describe_status(status)
-        time.sleep(0.005)
-    return None
+    """How ``pid`` ended, if it ends within ``wait`` seconds (waited for on a pidfd: no polling)."""
+    cleanup.wait_exit(pid, wait)
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return None
+    return describe_status(status) if done else None
 
 
 def describe_status(status: int) -> StudentError:

@@ -6,14 +6,24 @@ with their deadlines (a cell that hangs or kills the process is skipped and the 
 calls and follow-through questions with hard deadlines, and afterwards removes everything the submission left
 (``cleanup``). Every frame from the student side is validated: a malformed or forged one ends that submission
 with a reason, never this process. It never holds reference solutions or expected values.
+
+Its per-submission path neither polls nor repeats work, so that its cost does not depend on the machine's state
+(a machine whose page faults are slow, say): the heap it built before the first fork is frozen (``gc.freeze``:
+a collection in a fork does not touch, and so copy, every page of it), a submission starts without a second sweep
+when nothing ran since the last one, ended processes are waited for on pidfds, and kernel objects are cleared in a
+child of the student's uid only when the kernel shows something to clear. The ``Ready``, ``Started`` and ``Ended``
+headers carry a ``timing`` field: seconds, page faults and count of each step (``dlgrade doctor --profile``).
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib
 import json
 import os
+import resource
+import select
 import shutil
 import signal
 import sys
@@ -34,6 +44,7 @@ from .protocol import (
     ErrorKind,
     Failed,
     FdReader,
+    Message,
     Preload,
     ProtocolError,
     Ready,
@@ -58,6 +69,63 @@ STDLIB = ("abc", "base64", "bisect", "collections", "contextlib", "copy", "csv",
           "string", "struct", "subprocess", "tempfile", "textwrap", "threading", "time", "traceback", "typing",
           "uuid", "warnings", "weakref", "zipfile")
 GRADER_BODY_BYTES = 256 * 2**20  # what the (trusted) grader may send: a notebook's cells, a call's arguments
+
+
+def _now() -> tuple[float, int]:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), usage.ru_minflt + usage.ru_majflt
+
+
+class Steps:
+    """Where this process spends a request's time: per step, seconds, page faults (this process's, plus those of
+    the children a step waited for) and how many times it ran. Sent to the grader with the reply (``timing``)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = {}
+        self._at = _now()
+
+    def restart(self) -> None:
+        """Start timing the next step from now."""
+        self._at = _now()
+
+    def lap(self, name: str, faults: int = 0) -> None:
+        """Charge the time and page faults since the last lap (or restart) to step ``name``."""
+        now = _now()
+        row = self.rows.setdefault(name, [0.0, 0, 0])
+        row[0] += now[0] - self._at[0]
+        row[1] += now[1] - self._at[1] + faults
+        row[2] += 1
+        self._at = now
+
+    def add(self, name: str, seconds: float, faults: int = 0) -> None:
+        row = self.rows.setdefault(name, [0.0, 0, 0])
+        row[0] += seconds
+        row[1] += faults
+        row[2] += 1
+
+    def wire(self) -> dict:
+        return {name: [round(row[0], 6), row[1], row[2]] for name, row in self.rows.items()}
+
+
+@dataclass(frozen=True)
+class _Timed:
+    """A message whose header also carries ``timing`` (the records' parsers ignore fields they do not know)."""
+
+    message: Message
+    timing: dict
+
+    def to_wire(self) -> dict:
+        return {**self.message.to_wire(), "timing": self.timing}
+
+
+def _student_faults(pid: int) -> int:
+    """Page faults of running process ``pid`` so far (minor and major, from /proc), 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[7]) + int(fields[9])  # minflt, majflt (fields 10 and 12 of stat)
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _prctl(option: int, value: int) -> bool:
@@ -101,6 +169,10 @@ class Zygote:
         self.limits: dict = {}
         self.student: StudentProcess | None = None
         self.exits: dict[int, int] = {}  # wait statuses of children reaped by the SIGCHLD handler
+        self.steps = Steps()
+        self.swept = False  # nothing ran as the student since the last complete sweep
+        self.filtered = False  # every student process runs under the syscall filter (the self-check installed it)
+        self.keys_after_clear: str | None = None  # the uid's key counts right after its keyrings were last cleared
         signal.signal(signal.SIGCHLD, self._on_child)
 
     def _on_child(self, signum: int, frame: object) -> None:
@@ -120,7 +192,7 @@ class Zygote:
         ready = self._get_ready()
         if ready is None:
             return
-        send(self.out, ready)
+        send(self.out, _Timed(ready, self.steps.wire()))
         if ready.broken:
             return
         while True:
@@ -133,14 +205,21 @@ class Zygote:
                 request = parse(header, Start, Call, End)
                 if isinstance(request, Start):
                     self.limits = request.limits
+                    self.steps = Steps()
                     started = self._start(json.loads(body))
-                    send(self.out, started, started.body())
+                    send(self.out, _Timed(started, self.steps.wire()), started.body())
+                    self.steps = Steps()  # the calls' relays and the end of this submission
                 elif isinstance(request, Call):
+                    start = time.perf_counter()
                     reply, data = self._call(request, body)
                     send(self.out, reply, data)
+                    self.steps.add("calls: in the sandbox (relays, call servers, the student's code)",
+                                   time.perf_counter() - start)
                 else:
-                    self._sweep()
-                    send(self.out, Ended())
+                    self.steps.restart()
+                    self._sweep("end: ")
+                    send(self.out, _Timed(Ended(), self.steps.wire()))
+                    self.steps = Steps()
             except Exception as err:  # noqa: BLE001 - a bug here must cost one request, not the worker
                 try:
                     self._sweep()
@@ -150,17 +229,32 @@ class Zygote:
 
     def _get_ready(self) -> Ready | None:
         """Everything before the first submission; None when the grader went away meanwhile."""
+        steps = self.steps
         for name in STDLIB:
             importlib.import_module(name)
+        if self.cfg.get("seccomp"):
+            seccomp.compiled()  # built here once, not in every student process
+        steps.lap("start: standard library")
         broken, no_filter = self._self_check()
+        self.filtered = bool(self.cfg.get("seccomp")) and no_filter is None and broken is None
+        steps.lap("start: self-check (a student process's first steps)")
         if not self.cfg.get("private_tmp"):
             cleanup.world_writable_folders()  # walked once, before any student runs
-        self._clean_host()
+            steps.lap("start: find world-writable folders")
+        self._clean_host("start: ")
         try:  # what the assignment needs: the grader may have started this process before it knew
             header, _ = self.inbox.recv(None)
+            steps.restart()
             preloaded = self._preload(parse(header, Preload))
         except (EOFError, ProtocolError):
             return None
+        steps.lap("start: preload")
+        # Everything built so far lives as long as this process: frozen, the collector leaves it alone, here and in
+        # every fork (a collection in a fork would otherwise write to, and so copy, each page of this heap). No
+        # collection first: it would touch every page itself, for the little garbage an import leaves.
+        gc.freeze()
+        steps.lap("start: freeze the heap")
+        self.swept = True
         return Ready(tuple(preloaded), os.getpid(), os.geteuid(), broken, no_filter)
 
     def _preload(self, request: Preload) -> list[str]:
@@ -238,17 +332,23 @@ class Zygote:
             replay = Replay(replay.reports, error=StudentError(ErrorKind.CRASHED,
                                                                message="too many cells crashed the notebook"))
         if not replay.serving:
-            self._sweep()
+            self._sweep("replay: sweep (the notebook stopped): ")
         reports = replay.reports + [CellDone(i, e) for i, e in skipped.items()]
         return Started(tuple(sorted(reports, key=lambda r: r.index)), replay.serving,
                        None if replay.serving else replay.error.message)
 
     def _run_cells(self, cells: list[dict], deadline: float) -> Replay:
         """Start a student process on ``cells`` and follow it until it serves calls or stops."""
-        self._sweep()
+        steps = self.steps
+        if not self.swept:  # a replay, or a submission after one that was not ended: its leftovers go first
+            steps.restart()
+            self._sweep("replay: sweep first: ")
+        steps.restart()
         self._fresh_workdir()
+        steps.lap("replay: fresh working folder")
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
+        self.swept = False
         pid = os.fork()
         if pid == 0:
             try:
@@ -261,10 +361,15 @@ class Zygote:
                     traceback.print_exc()
             finally:
                 os._exit(70)
+        steps.lap("replay: fork the student process")
         os.close(to_r)
         os.close(from_w)
         self.student = StudentProcess(pid, to_w, FdReader(from_r, int(self.limits["reply_bytes"])))
-        return self._follow(cells, deadline)
+        select.select([from_r], [], [], max(0.0, deadline - time.monotonic()))  # its first word (or its end)
+        steps.lap("replay: student process start and confinement")
+        replay = self._follow(cells, deadline)
+        steps.lap("replay: cells (page faults: the student process's)", _student_faults(pid))
+        return replay
 
     def _follow(self, cells: list[dict], deadline: float) -> Replay:
         """Read the student's cell messages in the order the cells were sent, holding each cell's deadline."""
@@ -326,10 +431,10 @@ class Zygote:
                 answer, answer_body = self.inbox.recv(None)
                 send(self.student.to, parse(answer, Answer), answer_body, timeout=relay)
         except ProtocolError as err:
-            self._sweep()
+            self._sweep("calls: sweep after a failed relay: ")
             return Reply(forged(err)), b""
         except (TimeoutError, EOFError, OSError):
-            self._sweep()
+            self._sweep("calls: sweep after a failed relay: ")
             return Reply(StudentError(ErrorKind.DEAD, message="the notebook's process stopped answering")), b""
 
     def _fresh_workdir(self) -> None:
@@ -339,16 +444,17 @@ class Zygote:
             os.chown(self.workdir, self.uid, self.cfg.get("gid", self.uid))
 
     def _wait(self, pid: int, seconds: float) -> int | None:
-        """Wait status of child ``pid`` if it ends within ``seconds``."""
-        end = time.monotonic() + seconds
-        while pid not in self.exits and time.monotonic() < end:
+        """Wait status of child ``pid`` if it ends within ``seconds`` (waited for on a pidfd: no polling)."""
+        if pid not in self.exits:
+            cleanup.wait_exit(pid, seconds)
             self._on_child(signal.SIGCHLD, None)
-            time.sleep(0.005)
         return self.exits.pop(pid, None)
 
     # -- cleanup ------------------------------------------------------------------------------------
-    def _sweep(self) -> None:
-        """Remove every trace of the current submission: processes, files, kernel objects."""
+    def _sweep(self, where: str = "sweep: ") -> None:
+        """Remove every trace of the current submission: processes, files, kernel objects. ``where`` names its
+        steps in the timing record."""
+        steps = self.steps
         if self.student is not None:
             for fd in (self.student.to, self.student.replies.fd):
                 try:
@@ -356,20 +462,40 @@ class Zygote:
                 except OSError:
                     pass
             self.student = None
-        left = cleanup.kill_descendants(os.getpid())
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # reaped here, with their page-fault counts
+        try:
+            left, killed, faults = cleanup.kill_descendants(os.getpid())
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        steps.lap(f"{where}kill and reap the submission's processes")
+        if killed:
+            steps.add(f"{where}page faults of the killed processes, in their lives", 0.0, faults)
         shutil.rmtree(self.workdir, ignore_errors=True)
-        self._clean_host()
+        steps.lap(f"{where}remove the working folder")
+        self._clean_host(where)
         if left:  # the grader then replaces this worker (and its cgroup) before the next student runs
             raise RuntimeError(f"{left} process(es) of the last submission would not die")
+        self.swept = True
 
-    def _clean_host(self) -> None:
+    def _clean_host(self, where: str) -> None:
+        steps = self.steps
+        steps.restart()
         if self.cfg.get("private_tmp"):  # this worker's own /tmp and /dev/shm: emptied
             cleanup.clear("/tmp")
             cleanup.clear("/dev/shm")
+            steps.lap(f"{where}empty /tmp and /dev/shm")
         elif self.uid is not None:
             cleanup.sweep_shared_folders(self.uid)
+            steps.lap(f"{where}world-writable folders")
         if self.uid is not None:
-            cleanup.clear_kernel_objects(self.uid, self.cfg.get("gid", self.uid))
+            # With the filter on, no student process can make a key or an IPC object: a child of the uid is forked
+            # to clear them only when the kernel shows one anyway (a second layer); with it off, always
+            if self.filtered and cleanup.kernel_objects_unchanged(self.uid, self.keys_after_clear):
+                steps.lap(f"{where}kernel objects: none to clear (no child)")
+                return
+            faults = cleanup.clear_kernel_objects(self.uid, self.cfg.get("gid", self.uid))
+            self.keys_after_clear = cleanup.key_quota(self.uid)
+            steps.lap(f"{where}kernel objects: cleared by a child of the uid", faults)
 
 
 def _warm_torch() -> None:

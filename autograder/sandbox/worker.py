@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import shutil
 import signal
@@ -57,6 +58,44 @@ if TYPE_CHECKING:
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
 
+
+def compile_runtime(runtime: Path) -> None:
+    """Give every module of the sandbox's runtime folder ``runtime`` its bytecode, so that the sandbox (which must
+    not write any) does not compile them at each start: an editable install, or any run with
+    PYTHONDONTWRITEBYTECODE=1, has none of its own. Compiled once per source text and Python into the grader's
+    private cache (``DLGRADE_CACHE``, default ``~/.cache/dlgrade``: out of every student's view), then copied; a
+    cache that cannot be written only costs that time. Call it again after adding modules to the folder."""
+    import hashlib
+    import py_compile
+
+    tag = sys.implementation.cache_tag
+    if tag is None:
+        return
+    root = settings.current().cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dlgrade"
+    cache = root / "sandbox-bytecode" / tag
+    for source in sorted(runtime.glob("*.py")):
+        try:
+            data = source.read_bytes()
+            compiled = cache / f"{source.stem}-{hashlib.sha256(data).hexdigest()[:24]}.pyc"
+            if not compiled.is_file():
+                for folder in (root, cache.parent, cache):  # the grader's own, as the reference cache (refcache)
+                    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=cache, suffix=".tmp")
+                os.close(fd)
+                try:  # named by its source's hash here, so the importer need not check it (nor the timestamps)
+                    py_compile.compile(str(source), cfile=tmp, doraise=True,
+                                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+                    os.replace(tmp, compiled)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+            target = runtime / "__pycache__" / f"{source.stem}.{tag}.pyc"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(compiled, target)
+        except (OSError, py_compile.PyCompileError):
+            continue  # that module is compiled in the sandbox, as before
+
+
 class TooManyAsks(ProtocolError):
     """A call asked more follow-through questions than ``Limits.asks_per_call``."""
 
@@ -73,6 +112,23 @@ def _codec() -> ModuleType:
 
 class SandboxError(RuntimeError):
     """The sandbox itself failed (not the student's code)."""
+
+
+Steps = dict[str, tuple[float, int, int]]  # a sandbox step's name -> seconds, page faults, times it ran
+
+
+def _steps(header: dict) -> Steps:
+    """The zygote's ``timing`` field of a Ready, Started or Ended header (where its time went), checked: {} if
+    absent or malformed."""
+    rows = header.get("timing")
+    if not isinstance(rows, dict):
+        return {}
+    steps: Steps = {}
+    for name, row in list(rows.items())[:100]:
+        if (isinstance(name, str) and isinstance(row, list) and len(row) == 3 and type(row[0]) in (int, float)
+                and math.isfinite(row[0]) and row[0] >= 0 and all(type(v) is int and v >= 0 for v in row[1:])):
+            steps[name[:120]] = (float(row[0]), row[1], row[2])
+    return steps
 
 
 @dataclass
@@ -109,6 +165,7 @@ class Worker:
         self._scratch: Path | None = None
         self._submission: _Submission | None = None
         self._uid: uids.Lease | None = None
+        self.steps: Steps = {}  # the sandbox's own account of its last start, or of the current submission
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def __enter__(self) -> Worker:
@@ -134,6 +191,7 @@ class Worker:
         self._scratch = Path(tempfile.mkdtemp(prefix="dlgrade-worker-"))
         runtime = self._scratch / "lib" / "dlgrade_runtime"
         shutil.copytree(RUNTIME_DIR, runtime)  # with its __pycache__ where the installation has one (pip compiles)
+        compile_runtime(runtime)  # and where it has none (an editable install, PYTHONDONTWRITEBYTECODE=1)
         sandboxed = bwrap.path()
         if not sandboxed and os.geteuid() == 0:
             os.chmod(self._scratch, 0o755)
@@ -167,6 +225,8 @@ class Worker:
         runtime = self._scratch / "lib" / "dlgrade_runtime"
         for name, path in self.probes.items():  # the runtime's folder is bound into the sandbox: seen there at once
             shutil.copyfile(path, runtime / f"{name}.py")
+        if self.probes:
+            compile_runtime(runtime)
         try:
             self._send(Preload(self.preload, warm_torch))
         except OSError:
@@ -177,6 +237,7 @@ class Worker:
         try:
             header, _ = self._reader.recv(120)
             self.ready = parse(header, Ready)
+            self.steps = _steps(header)
         except (TimeoutError, EOFError, ProtocolError) as err:
             self.close()
             raise SandboxError("the sandboxed worker did not start (run `dlgrade doctor`)") from err
@@ -210,6 +271,12 @@ class Worker:
     def uid(self) -> int | None:
         """The uid its student code runs as (None when the grader is not root: then it is the grader's own)."""
         return self._uid.uid if self._uid is not None else None
+
+    @property
+    def cells(self) -> dict[int, str]:
+        """The code cells of the submission being graded, as they run (index in the notebook -> source): what feedback
+        quotes a traceback's lines from."""
+        return {c["index"]: c["source"] for c in self._submission.cells} if self._submission is not None else {}
 
     def restart(self) -> None:
         """Replace a worker whose process died or stopped answering."""
@@ -248,6 +315,10 @@ class Worker:
         message = parse(header, Failed, *expected)
         if isinstance(message, Failed):
             raise SandboxError(f"the sandbox failed: {message.message}")
+        if isinstance(message, Started):
+            self.steps = _steps(header)
+        elif isinstance(message, Ended):
+            self.steps.update(_steps(header))
         return message, body
 
     def run_notebook(self, cells: list[dict]) -> Started:

@@ -241,6 +241,8 @@ class Zygote:
         if not self.cfg.get("private_tmp"):
             cleanup.world_writable_folders()  # walked once, before any student runs
             steps.lap("start: find world-writable folders")
+            if self.uid is not None:  # no bubblewrap view: reach a Python installation the student's uid cannot
+                self.cfg["python_view"] = confine.python_view()
         self._clean_host("start: ")
         try:  # what the assignment needs: the grader may have started this process before it knew
             header, _ = self.inbox.recv(None)

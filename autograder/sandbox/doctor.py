@@ -128,8 +128,9 @@ def require_strong(allow_weak: bool) -> list[str]:
 
 
 def private_python() -> str | None:
-    """The folder that keeps student processes from reading the Python installation, when they run as another uid
-    without bubblewrap (then they can import only what the sandbox imported before them), or None."""
+    """The folder that keeps student processes from entering the Python installation, when they run as another uid
+    without bubblewrap (they then reach it through descriptors the sandbox opens before they drop root:
+    ``runtime/confine.python_view``), or None."""
     if bwrap.path() or os.geteuid() != 0:
         return None
     for folder in (Path(os.__file__).resolve().parent, Path(sys.prefix).resolve()):
@@ -144,7 +145,8 @@ def private_python() -> str | None:
 
 
 def protection_table(rows: Sequence[Protection] | None = None) -> str:
-    """The protections as an aligned text table."""
+    """The protections as an aligned text table (this machine's, or ``rows``), with what a reader must know."""
+    measured = rows is None  # notes about this machine's Python only for this machine's table
     rows = protections() if rows is None else rows
     width = max(len(p.name) for p in rows)
     table = "\n".join(f"  {'on ' if p.active else 'OFF'}  {p.name.ljust(width)}  ({p.how})" for p in rows)
@@ -153,9 +155,8 @@ def protection_table(rows: Sequence[Protection] | None = None) -> str:
         table += ("\n  WARNING: student code runs as this user: a submission could copy the reference solutions "
                   "and change other students' results. Grade where bubblewrap works, or as root (README, \"What the "
                   "grader promises\").")
-    private = private_python() if rows is None else None
+    private = private_python() if measured else None
     if private:
-        table += (f"\n  WARNING: student code cannot read the Python installation ({private} is private to its owner): "
-                  "it can use only the modules the sandbox imported first. Install Python and the grading "
-                  "environment where every user can read them (as the grading image does).")
+        table += (f"\n  note: {private} is closed to other users, so student code reaches the Python installation "
+                  "through descriptors the sandbox opens before it drops root (it imports what the grader can).")
     return table

@@ -2,8 +2,9 @@
 # solutions/: see the README, "Your own course") mounted at /course. Works with Docker and Podman.
 #
 #   docker build -t dlgrade .
-#   docker run --rm --network none -v "$PWD/course:/course" dlgrade
-#   docker run --rm --network none -v "$PWD/course:/course" dlgrade grade /course --assignment a1_linear_regression
+#   docker run --rm --network none --cap-add SYS_ADMIN,NET_ADMIN -v "$PWD/course:/course" dlgrade
+#   docker run --rm --network none --cap-add SYS_ADMIN,NET_ADMIN -v "$PWD/course:/course" dlgrade grade /course \
+#       --assignment a1_linear_regression
 #
 # Offline build: put wheels of the dependencies in wheelhouse/ (pip download on a machine with the same Python;
 # container/build-offline.sh does this and builds with Podman from a debootstrap base); then nothing is fetched.
@@ -15,11 +16,12 @@
 #       --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu126 .
 #   docker run --rm --gpus all --network none -v "$PWD/course:/course" dlgrade-gpu
 #
-# Sandbox protections inside a container (`dlgrade grade` prints them): by default student code runs as its own
-# unprivileged uid, which cannot read the mounted course or the built-in one. `--cap-add SYS_ADMIN,NET_ADMIN` lets
-# bubblewrap add its namespaces too (no network, a filesystem view without the references, private /tmp); bubblewrap drops both
-# capabilities before student code runs. `--user 1000:1000 --security-opt systempaths=unconfined` runs nothing as
-# root and relies on bubblewrap's user namespaces instead. See the README, "Grading in a container".
+# Sandbox protections inside a container (`dlgrade grade` prints them): run it with --cap-add SYS_ADMIN,NET_ADMIN, so
+# that bubblewrap can add its namespaces (no network, a filesystem view without the course, private /tmp); bubblewrap
+# drops both capabilities before student code runs, and student code runs as its own unprivileged uid, which cannot
+# read the mounted course or the built-in one. Without them `dlgrade grade` refuses to grade, unless told to accept
+# the risk (`grade /course --allow-weak-sandbox`). `--user 1000:1000 --security-opt systempaths=unconfined` runs
+# nothing as root and relies on bubblewrap's user namespaces instead. See the README, "Grading in a container".
 
 ARG BASE_IMAGE=python:3.11-slim
 

@@ -82,9 +82,14 @@ class Course:
         """The course in ``folder``; CourseError when it is not one (``how``: where the folder came from)."""
         folder = Path(folder)
         where = {"DLGRADE_HOME": f"DLGRADE_HOME={folder}", "given": str(folder)}.get(how, str(folder))
-        if not folder.is_dir():
+        try:
+            is_dir, has_config = folder.is_dir(), (folder / CONFIG).is_file()
+        except PermissionError:
+            raise CourseError(f"{where} is not readable by uid {os.getuid()}: grade as its owner (or as root); in the "
+                              "grading image, run as root (the default) or with --user 1000:1000") from None
+        if not is_dir:
             raise CourseError(f"{where} is not a folder; {HOW_TO_MAKE_ONE}")
-        if not (folder / CONFIG).is_file():
+        if not has_config:
             raise CourseError(f"{where} is not a course folder: it has no {CONFIG} (nbgrader's, which marks a course "
                               f"folder); {HOW_TO_MAKE_ONE}")
         return _course(folder.resolve())

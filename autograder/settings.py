@@ -19,7 +19,7 @@ class SettingError(ValueError):
 class Settings:
     """What the environment asks of dlgrade."""
 
-    home: Path | None  # DLGRADE_HOME: folder with source/, assignments/, solutions/ (default: the installation's)
+    home: Path | None  # DLGRADE_HOME: the course folder for commands given none (default: found from the cwd)
     seed_salt: str  # DLGRADE_SEED_SALT: makes the hidden seeds of a course its own
     devices: tuple[str, ...] | None  # DLGRADE_DEVICES: restrict torch checks to these devices (e.g. "cpu")
     uid_base: int  # DLGRADE_UID_BASE: worker i runs student code as uid base + i (as root)

@@ -100,11 +100,12 @@ def grade(worker: Worker, graders: dict[str, Grader], tmp_path: Path):
 
     def run(assignment: Assignment, nb: nbformat.NotebookNode | bytes | str, name: str | None = None,
             only: set[str] | None = None) -> SubmissionResult:
-        if assignment.id not in graders:
-            graders[assignment.id] = Grader(assignment)
+        key = f"{assignment.course.root}:{assignment.id}"  # a copy of the course has graders of its own
+        if key not in graders:
+            graders[key] = Grader(assignment)
         folder = tmp_path / "submitted" / "student" / assignment.id
         samples.write(nb, folder / (name or assignment.notebook))
-        return graders[assignment.id].grade(folder, worker, "student", only=only)
+        return graders[key].grade(folder, worker, "student", only=only)
 
     return run
 

@@ -23,14 +23,13 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from conftest import A1, COURSE, REPO
 
-from autograder import course, demo, samples
+from autograder import demo, samples
 
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("container")
 
-A1 = "a1_linear_regression"
-REPO = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("DLGRADE_TEST_IMAGE", "localhost/dlgrade")  # another tag keeps parallel checkouts apart
 BASE_IMAGE = "localhost/dlgrade-base"  # what container/build-offline.sh makes with debootstrap
 PODMAN = ["podman", "--runtime", "runc"]  # crun fails on this kernel's cgroup layout
@@ -44,9 +43,9 @@ THIEF = (
     "found = None\n"
     "for top in ('/opt', '/autograder', '/course', '/work', '/tmp', '/home', '/root', '/srv'):\n"
     "    for folder, _, files in os.walk(top):\n"
-    f"        if os.path.basename(folder) == 'solutions' and '{A1}.py' in files:\n"
+    f"        if os.path.basename(folder) == 'solutions' and '{A1.id}.py' in files:\n"
     "            try:\n"
-    f"                exec(open(os.path.join(folder, '{A1}.py')).read(), globals())\n"
+    f"                exec(open(os.path.join(folder, '{A1.id}.py')).read(), globals())\n"
     "                found = folder\n"
     "                break\n"
     "            except OSError:\n"
@@ -61,7 +60,7 @@ COPYCAT = (
     "copied = None\n"
     "for top in ('/course', '/srv', '/autograder', '/tmp', '/work', '/home', '/root'):\n"
     "    for folder, _, files in os.walk(top):\n"
-    f"        if folder.endswith('/submitted/ada/{A1}'):\n"
+    f"        if folder.endswith('/submitted/ada/{A1.id}'):\n"
     "            for name in [f for f in files if f.endswith('.ipynb')]:\n"
     "                try:\n"
     "                    cells = json.load(open(os.path.join(folder, name)))['cells']\n"
@@ -87,7 +86,7 @@ NOTE_FOUND = ("import os\n"
               "if any(os.path.exists(d + '/dlgrade-note') for d in ('/tmp', '/var/tmp', '/dev/shm')):\n"
               "    def mse_loss(*args, **kwargs):\n"
               "        raise RuntimeError('found a note from another student')\n")
-SCHEMA = json.loads((Path(course.__file__).parent / "gradescope_schema.json").read_text())
+SCHEMA = json.loads((Path(demo.__file__).parent / "gradescope_schema.json").read_text())
 
 
 def say(request: pytest.FixtureRequest, line: str) -> None:
@@ -134,14 +133,15 @@ def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """The demo submissions of a1 (full marks, mistakes, crashing, hostile, damaged) plus a thief of the reference,
     a copycat and two friends passing notes, and their grades from ``dlgrade grade`` run outside any container."""
     root = tmp_path_factory.mktemp("demo")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(course, "available", lambda: [A1])
-        demo.make_course(root / "course")
+    course = demo.make_course(root / "course")  # the built-in course (`dlgrade init`) and its demo submissions
+    for other in course.root.glob("submitted/*/*"):
+        if other.name != A1.id:
+            shutil.rmtree(other)  # a1's alone
     for student, nb in (("zed", samples.build(A1, solved=False, extra_cells=[THIEF])),
                         ("kit", samples.build(A1, solved=False, extra_cells=[COPYCAT])),
                         ("amy", samples.build(A1, extra_cells=[NOTE_LEFT])),
                         ("amz", samples.build(A1, extra_cells=[NOTE_FOUND]))):
-        samples.write(nb, root / "course" / "submitted" / student / A1 / course.notebook_name(A1))
+        samples.write(nb, root / "course" / "submitted" / student / A1.id / A1.notebook)
     outside = root / "outside"
     shutil.copytree(root / "course", outside)
     start = time.perf_counter()
@@ -186,14 +186,14 @@ def assert_same_grades_as_outside(root: Path, outside: dict, owner: int) -> None
     nothing, amz found no note), and every file the grader wrote belongs to the course folder's owner."""
     inside = results(root)
     students = ("ada", "amy", "amz", "ben", "cy", "dee", "eve", "kit", "zed")
-    assert sorted(inside) == sorted(outside) == [f"{s}/{A1}" for s in students]
+    assert sorted(inside) == sorted(outside) == [f"{s}/{A1.id}" for s in students]
     for key in outside:
         jsonschema.validate(inside[key], SCHEMA)
         assert scores(inside[key]) == scores(outside[key]), key
-    assert inside[f"ada/{A1}"]["score"] == inside[f"ada/{A1}"]["max_score"] > 0
-    assert inside[f"zed/{A1}"]["score"] == 0, "student code read the reference solution"
-    assert inside[f"kit/{A1}"]["score"] == 0, "student code ran a classmate's notebook"
-    assert inside[f"amz/{A1}"]["score"] == inside[f"amz/{A1}"]["max_score"], "a note passed between students"
+    assert inside[f"ada/{A1.id}"]["score"] == inside[f"ada/{A1.id}"]["max_score"] > 0
+    assert inside[f"zed/{A1.id}"]["score"] == 0, "student code read the reference solution"
+    assert inside[f"kit/{A1.id}"]["score"] == 0, "student code ran a classmate's notebook"
+    assert inside[f"amz/{A1.id}"]["score"] == inside[f"amz/{A1.id}"]["max_score"], "a note passed between students"
     assert (root / "grades.csv").read_text().count("\n") == len(students) + 1
     written = [root / "grades.csv", root / "grades.svg", *(root / "graded").rglob("*")]
     assert {(p.lstat().st_uid, p.lstat().st_gid) for p in written} == {(owner, owner)}
@@ -339,8 +339,8 @@ def test_image_as_an_indexed_job_of_shards_merges_to_the_single_machine_grades(r
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The zip ``dlgrade gradescope`` writes for a1."""
     out = tmp_path_factory.mktemp("bundle")
-    done = subprocess.run([sys.executable, "-m", "autograder", "gradescope", A1, "--out", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-m", "autograder", "gradescope", A1.id, "--course", str(REPO), "--out",
+                           str(out)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return Path(done.stdout.strip())
 
@@ -372,8 +372,9 @@ def run_autograder(root: Path, *submissions: tuple[str, bytes | str | dict]) -> 
 
 
 def test_gradescope_bundle_holds_the_scripts_and_only_its_assignment(bundle: Path) -> None:
-    """setup.sh and run_autograder sit at the zip's root, executable and valid bash; the project files are there
-    for a1 only (no other assignment's references or checks)."""
+    """setup.sh and run_autograder sit at the zip's root, executable and valid bash; dlgrade/ holds the grader's
+    code and no course; course/ holds the course folder with a1 alone (no other assignment's references, checks or
+    probes)."""
     with zipfile.ZipFile(bundle) as zf:
         names = set(zf.namelist())
         modes = {i.filename: i.external_attr >> 16 for i in zf.infolist()}
@@ -384,13 +385,17 @@ def test_gradescope_bundle_holds_the_scripts_and_only_its_assignment(bundle: Pat
         check = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
         assert check.returncode == 0, (name, check.stderr)
     assert "torch==2.13.0" in scripts["setup.sh"] and "pip install -q ./dlgrade" in scripts["setup.sh"]
-    notebook = course.notebook_name(A1)
-    for needed in ("pyproject.toml", "nbgrader_config.py", "autograder/cli.py", "autograder/runtime/zygote.py",
-                   f"autograder/checks/{A1}.py", f"solutions/{A1}.py", f"source/{A1}/{notebook}",
-                   f"assignments/{A1}/{notebook}"):
+    for needed in ("pyproject.toml", "autograder/cli.py", "autograder/runtime/zygote.py"):
         assert f"dlgrade/{needed}" in names, needed
-    others = [a for a in course.ASSIGNMENTS if a != A1]
-    assert not [n for n in names if any(a in n for a in others) and "probes_" not in n]
+    notebook = A1.notebook
+    for needed in ("nbgrader_config.py", f"checks/{A1.id}.py", f"solutions/{A1.id}.py", f"source/{A1.id}/{notebook}",
+                   f"assignments/{A1.id}/{notebook}"):
+        assert f"course/{needed}" in names, needed
+    assert not [n for n in names if n.startswith("dlgrade/") and n != "dlgrade/pyproject.toml"
+                and not n.startswith("dlgrade/autograder/")], "the course travels in course/ only"
+    assert not [n for n in names if n.startswith("dlgrade/autograder/") and "/checks/" in n]
+    others = [a for a in COURSE.assignments() if a != A1.id]
+    assert not [n for n in names if any(a in n for a in others)]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
@@ -398,13 +403,12 @@ def test_gradescope_bundle_holds_the_scripts_and_only_its_assignment(bundle: Pat
 def test_gradescope_run_autograder_grades_an_upload_like_dlgrade_grade(bundle: Path, grade, tmp_path) -> None:
     """A renamed upload in a subfolder is graded with the bundle's code and gets the same tests and scores as the
     grader gives it directly; a correct one gets full marks."""
-    mistakes = samples.build(A1, course.suite(A1).typical_mistakes)
-    document = run_autograder(unpack(bundle, tmp_path / "ag"), (f"upload/{course.notebook_name(A1)[:-6]} (1).ipynb",
-                                                                mistakes))
+    mistakes = samples.build(A1, A1.suite.typical_mistakes)
+    document = run_autograder(unpack(bundle, tmp_path / "ag"), (f"upload/{A1.notebook[:-6]} (1).ipynb", mistakes))
     assert scores(document) == scores(grade(A1, mistakes).to_json())
-    assert 0 < document["score"] < document["max_score"] == sum(course.points(A1).values())
+    assert 0 < document["score"] < document["max_score"] == sum(A1.points.values())
     assert "expected to be named" in document["output"]
-    full = run_autograder(unpack(bundle, tmp_path / "ag2"), (course.notebook_name(A1), samples.build(A1)))
+    full = run_autograder(unpack(bundle, tmp_path / "ag2"), (A1.notebook, samples.build(A1)))
     assert full["score"] == full["max_score"] and all(t["output"] == "" for t in full["tests"])
 
 
@@ -415,9 +419,9 @@ def test_gradescope_run_autograder_always_leaves_a_results_json(bundle: Path, tm
     empty = run_autograder(unpack(bundle, tmp_path / "empty"), ("notes.txt", "not a notebook"))
     assert empty["score"] == 0 and "No notebook found" in empty["output"]
     root = unpack(bundle, tmp_path / "broken")
-    (root / "source" / "dlgrade" / "solutions" / f"{A1}.py").unlink()
-    broken = run_autograder(root, (course.notebook_name(A1), samples.build(A1)))
-    assert broken["score"] == 0 and broken["max_score"] == sum(course.points(A1).values())
+    (root / "source" / "course" / "solutions" / f"{A1.id}.py").unlink()
+    broken = run_autograder(root, (A1.notebook, samples.build(A1)))
+    assert broken["score"] == 0 and broken["max_score"] == sum(A1.points.values())
     assert "not your fault" in broken["output"] and "reference solution" in broken["output"]
 
 
@@ -426,8 +430,8 @@ def test_gradescope_run_autograder_refuses_an_uploaded_link_without_following_it
     """An upload whose notebook is a link to the instructor's source notebook (unzip recreates links) is copied
     as a link and refused: zero with the reason, not full marks."""
     root = unpack(bundle, tmp_path / "link")
-    (root / "submission").joinpath(course.notebook_name(A1)).symlink_to(
-        root / "source" / "dlgrade" / "source" / A1 / course.notebook_name(A1))
+    (root / "submission").joinpath(A1.notebook).symlink_to(
+        root / "source" / "course" / "source" / A1.id / A1.notebook)
     document = run_autograder(root)
     assert document["score"] == 0 and "symbolic link" in document["output"]
 
@@ -441,7 +445,7 @@ def test_gradescope_bundle_sets_up_and_grades_in_a_bare_container(request, image
     the way Gradescope runs it. Every upload gets the scores ``dlgrade grade`` gives it outside any container."""
     root = unpack(bundle, tmp_path / "autograder")
     uploads = root / "uploads"
-    for notebook in sorted(demo_course[0].glob(f"submitted/*/{A1}/*.ipynb")):
+    for notebook in sorted(demo_course[0].glob(f"submitted/*/{A1.id}/*.ipynb")):
         student = notebook.parent.parent.name
         (uploads / student).mkdir(parents=True)
         shutil.copy2(notebook, uploads / student / notebook.name)
@@ -468,6 +472,6 @@ def test_gradescope_bundle_sets_up_and_grades_in_a_bare_container(request, image
     for student in sorted(p.name for p in uploads.iterdir()):
         document = json.loads((root / "out" / f"{student}.json").read_text())
         jsonschema.validate(document, SCHEMA)
-        assert scores(document) == scores(outside[f"{student}/{A1}"]), student
-    assert json.loads((root / "out" / "ada.json").read_text())["score"] == sum(course.points(A1).values())
+        assert scores(document) == scores(outside[f"{student}/{A1.id}"]), student
+    assert json.loads((root / "out" / "ada.json").read_text())["score"] == sum(A1.points.values())
     assert json.loads((root / "out" / "zed.json").read_text())["score"] == 0, "student code read the reference"

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import A1, REPO, copy_course
 
-from autograder import course, samples
+from autograder import samples
 from autograder.batch import discover, in_shard
 from autograder.cli import _parser
+from autograder.course import Course
 
-REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
-A1 = "a1_linear_regression"
 # Kubernetes releases whose schemas the manifests must satisfy (batch/v1 Indexed Jobs are GA since 1.24)
 VERSIONS = ("1.30.0", "1.37.0")
 
@@ -77,12 +77,14 @@ def test_both_jobs_mount_the_course_volume_where_the_image_keeps_the_course() ->
     assert merge.command == "merge" and str(merge.course_dir) == "/course"
 
 
-def make_course(root: Path, n: int) -> Path:
-    wrong = course.suite(A1).typical_mistakes
+def make_course(root: Path, n: int) -> Course:
+    """A course folder like the built-in one with ``n`` submissions of a1 (every third one the typical mistakes)."""
+    course = copy_course(root)
+    wrong = A1.suite.typical_mistakes
     for i in range(n):
         samples.write(samples.build(A1, wrong if i % 3 == 1 else None),
-                      root / "submitted" / f"s{i:02d}" / A1 / course.notebook_name(A1))
-    return root
+                      root / "submitted" / f"s{i:02d}" / A1.id / A1.notebook)
+    return course
 
 
 def rows(path: Path) -> list[dict]:
@@ -98,8 +100,8 @@ def test_the_jobs_commands_run_as_parallel_pods_on_one_folder_merge_to_a_single_
     job = manifest("grade-job.yaml")
     n = job["spec"]["completions"]
     args = [str(tmp_path / "shared") if a == "/course" else a for a in container(job)["args"]] + ["--workers", "1"]
-    shared = make_course(tmp_path / "shared", 8)
-    shards = [sorted(j.student for j in discover(shared) if in_shard(j, (i + 1, n))) for i in range(n)]
+    shared = make_course(tmp_path / "shared", 8).root
+    shards = [sorted(j.student for j in discover(Course(shared)) if in_shard(j, (i + 1, n))) for i in range(n)]
     pods = [subprocess.Popen([sys.executable, "-m", "autograder", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "JOB_COMPLETION_INDEX": str(i)})
             for i in range(n)]
@@ -112,7 +114,7 @@ def test_the_jobs_commands_run_as_parallel_pods_on_one_folder_merge_to_a_single_
     assert not (shared / "grades.csv").exists()
     merge = subprocess.run([sys.executable, "-m", "autograder", "merge", str(shared)], capture_output=True, text=True)
     assert merge.returncode == 0, merge.stderr
-    single = make_course(tmp_path / "single", 8)
+    single = make_course(tmp_path / "single", 8).root
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(single), "--workers", "2"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -6,17 +6,16 @@ label or message of its own; the public example keeps its detail."""
 from __future__ import annotations
 
 import pytest
-from conftest import outputs
+from conftest import A1, copy_course, outputs
 
-from autograder import course, samples
-from autograder.checks.a1_linear_regression import regression_data
+from autograder import samples
+from autograder.grading import Grader
 from autograder.suite import Trial
-
-A1 = "a1_linear_regression"
 
 
 def _public_marker() -> float:
-    check = next(c for c in course.suite(A1).checks if c.function == "normal_equation")
+    check = next(c for c in A1.suite.checks if c.function == "normal_equation")
+    regression_data = check.run.__globals__["regression_data"]  # the checks' own input maker
     X, _ = regression_data(Trial(check, None, None, 0, True, "cpu"))
     return float(X[0, 0])
 
@@ -49,14 +48,21 @@ def _wrong_when_hidden(marker: float) -> dict[str, str]:
 
 
 @pytest.fixture
-def hidden_feedback(grade, monkeypatch):
-    """grade the submission under two course salts (two different sets of hidden inputs); feedback per function."""
+def hidden_feedback(worker, tmp_path):
+    """grade the submission in two courses with their own seed salts (dlgrade.toml: two different sets of hidden
+    inputs); feedback per function."""
     nb = samples.build(A1, _wrong_when_hidden(_public_marker()))
-    runs = []
+    runs, seeds = [], []
     for salt in ("one course", "another course"):
-        monkeypatch.setenv("DLGRADE_SEED_SALT", salt)
-        result = grade(A1, nb)
-        runs.append({f: outputs(result, f) for f in course.points(A1)})
+        course = copy_course(tmp_path / salt.replace(" ", "-"), [A1.id])
+        (course.root / "dlgrade.toml").write_text(f'seed_salt = "{salt}"\n')
+        assignment = course.assignment(A1.id)
+        seeds.append([check.runs for check in assignment.suite.checks])
+        folder = tmp_path / "submitted" / salt.replace(" ", "-") / A1.id
+        samples.write(nb, folder / A1.notebook)
+        result = Grader(assignment).grade(folder, worker, "student")
+        runs.append({f: outputs(result, f) for f in assignment.points})
+    assert seeds[0] != seeds[1] and seeds[0][0][0] == seeds[1][0][0]  # other hidden seeds, the same public one
     return runs
 
 

@@ -16,35 +16,42 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LIMITS, release_course
+from conftest import A1, TEST_LIMITS, copy_course, nbgrader
 
-from autograder import course, samples
+from autograder import samples
 from autograder.batch import grade_course
+from autograder.course import Course
 from autograder.points import format_points
 from autograder.results import read_result
 
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("formgrader")
 
-A1 = "a1_linear_regression"
-NAME = course.notebook_name(A1)
+NAME = A1.notebook
 TOKEN = "dlgrade-formgrader-test"
 STUDENTS = ("ada", "ben", "cy")  # full marks, the typical mistakes, the release untouched
+
+
+def release_a1(root: Path) -> Course:
+    """A scratch course like the built-in one with a1 alone, released afresh by stock nbgrader into its gradebook."""
+    course = copy_course(root, [A1.id])
+    shutil.rmtree(root / "assignments")
+    nbgrader(root, "db", "assignment", "add", A1.id)
+    nbgrader(root, "generate_assignment", A1.id)
+    return course
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("formgrader")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(course, "available", lambda: [A1])
-        release_course(root, gradebook=True)
-    notebooks = {"ada": samples.build(A1), "ben": samples.build(A1, course.suite(A1).typical_mistakes),
+    course = release_a1(root)
+    notebooks = {"ada": samples.build(A1), "ben": samples.build(A1, A1.suite.typical_mistakes),
                  "cy": samples.build(A1, solved=False)}
     for student, nb in notebooks.items():
-        folder = root / "submitted" / student / A1
+        folder = root / "submitted" / student / A1.id
         samples.write(nb, folder / NAME)
         (folder / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC")
-    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
+    summary = grade_course(course, workers=2, limits=TEST_LIMITS)
     assert len(summary.graded) == len(STUDENTS) and not summary.errors
     return root
 
@@ -96,7 +103,7 @@ def get(base: str, path: str) -> tuple[int, str]:
 
 def submission_ids(base: str) -> dict[str, str]:
     """student -> submitted notebook id, from formgrader's own API."""
-    status, body = get(base, f"/formgrader/api/submitted_notebooks/{A1}/{Path(NAME).stem}")
+    status, body = get(base, f"/formgrader/api/submitted_notebooks/{A1.id}/{Path(NAME).stem}")
     assert status == 200, body
     return {row["student"]: row["id"] for row in json.loads(body)}
 
@@ -104,12 +111,12 @@ def submission_ids(base: str) -> dict[str, str]:
 @pytest.mark.slow
 def test_formgrader_lists_every_submission_as_autograded_with_dlgrades_score(graded, formgrader) -> None:
     """Issue #14, 3: not 'not autograded, 0.0 / 0.0': the list shows each submission's dlgrade score."""
-    status, body = get(formgrader, f"/formgrader/api/submissions/{A1}")
+    status, body = get(formgrader, f"/formgrader/api/submissions/{A1.id}")
     assert status == 200, body
     rows = {row["student"]: row for row in json.loads(body)}
     assert sorted(rows) == sorted(STUDENTS)
     for student in STUDENTS:
-        result = read_result(graded / "graded" / student / A1)
+        result = read_result(graded / "graded" / student / A1.id)
         assert rows[student]["autograded"] and rows[student]["code_score"] == result.score, student
         assert rows[student]["max_code_score"] == result.max_score
     assert rows["ada"]["needs_manual_grade"] and not rows["cy"]["needs_manual_grade"]  # cy's answers are blank
@@ -182,12 +189,12 @@ def test_in_a_browser_formgrader_shows_the_scores_and_written_answers_add_to_the
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    scores = {s: read_result(graded / "graded" / s / A1).score for s in STUDENTS}
-    total = sum(course.points(A1).values()) + 5  # the two written answers: 3 + 2
+    scores = {s: read_result(graded / "graded" / s / A1.id).score for s in STUDENTS}
+    total = sum(A1.points.values()) + 5  # the two written answers: 3 + 2
     browser.get(f"{formgrader}/?token={TOKEN}")
 
     def submissions_table() -> dict[str, str]:
-        browser.get(f"{formgrader}/formgrader/manage_submissions/{A1}")
+        browser.get(f"{formgrader}/formgrader/manage_submissions/{A1.id}")
         rows = wait_for(lambda: [r.text for r in browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
                                  if any(s in r.text for s in STUDENTS)])
         return {s: next(r for r in rows if f" {s} " in f" {r} ") for s in STUDENTS}
@@ -201,7 +208,7 @@ def test_in_a_browser_formgrader_shows_the_scores_and_written_answers_add_to_the
                                                                                                  "body").text)
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "use .ravel(), .squeeze() or" in page
-    ben = read_result(graded / "graded" / "ben" / A1).function_scores()
+    ben = read_result(graded / "graded" / "ben" / A1.id).function_scores()
     boxes = wait_for(lambda: {b.get_attribute("id"): b.get_attribute("placeholder")
                               for b in browser.find_elements(By.CSS_SELECTOR, "input.score")
                               if b.get_attribute("placeholder")})
@@ -214,7 +221,7 @@ def test_in_a_browser_formgrader_shows_the_scores_and_written_answers_add_to_the
 
     def saved() -> bool:
         with Gradebook(f"sqlite:///{graded / 'gradebook.db'}") as gb:
-            return gb.find_grade("derive_normal_equation", "linear_regression", A1, "ben").manual_score == 2.5
+            return gb.find_grade("derive_normal_equation", "linear_regression", A1.id, "ben").manual_score == 2.5
 
     assert wait_for(saved), "the manual score typed in formgrader never reached the gradebook"
     table = submissions_table()

@@ -4,28 +4,31 @@ plain values only."""
 
 from __future__ import annotations
 
-import importlib
 import inspect
+import sys
+from types import ModuleType
 
 import numpy as np
 import pytest
+from conftest import A1, A2, A3, A4, A5, COURSE
 
-from autograder import course
-from autograder.checks import a1_linear_regression as a1
-from autograder.checks import a2_mlp as a2
-from autograder.checks import a3_training_loop as a3
-from autograder.checks import a4_backprop as a4
-from autograder.checks import a5_classification as a5
 from autograder.compare import SHAPE_HINT, SIGN_HINT, SWAPPED_HINT, TRANSPOSED_HINT, compare, factor_hint
 from autograder.runtime.codec import TensorData
 
+
+def checks_module(assignment) -> ModuleType:
+    """The module of an assignment's checks (the course's checks/<id>.py), as its suite loaded it."""
+    return sys.modules[assignment.suite.checks[0].run.__module__]
+
+
+a1, a2, a3, a4, a5 = (checks_module(a) for a in (A1, A2, A3, A4, A5))
 RNG = np.random.default_rng(7)
 W = RNG.normal(size=(3, 3))
 V = RNG.normal(size=4)
 
 
 def _net() -> tuple[dict, dict, dict]:
-    ref = course.reference("a4_backprop")
+    ref = A4.reference
     net = {"X": RNG.normal(size=(4, 3)), "W_h": RNG.normal(size=(3, 3)), "b_h": RNG.normal(size=3),
            "W_o": RNG.normal(size=(3, 2)), "b_o": RNG.normal(size=2), "Y": RNG.uniform(size=(4, 2))}
     cache = ref.forward(net["X"], net["W_h"], net["b_h"], net["W_o"], net["b_o"])
@@ -218,8 +221,8 @@ def test_a_hint_fires_only_when_its_diagnosis_is_confirmed(name, index) -> None:
 
 def test_every_hint_in_the_checks_has_a_case_that_fires_and_one_that_does_not() -> None:
     names = set()
-    for assignment in course.available():
-        module = importlib.import_module(f"autograder.checks.{assignment}")
+    for assignment in COURSE.assignments():
+        module = checks_module(COURSE.assignment(assignment))
         names |= {n for n, obj in vars(module).items()
                   if inspect.isfunction(obj) and obj.__module__ == module.__name__ and n.endswith(("_hint", "_hints"))
                   and not n.startswith("_")}

@@ -15,9 +15,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LIMITS, failing_functions, outputs
+from conftest import A1, A2, A3, COURSE, TEST_LIMITS, failing_functions, outputs
 
-from autograder import course, refcache, samples, settings
+from autograder import refcache, samples, settings
+from autograder.course import sandbox_imports
 from autograder.grading import Grader
 from autograder.sandbox import Worker
 from autograder.sandbox.doctor import (
@@ -31,7 +32,6 @@ from autograder.sandbox.doctor import (
     VIEW,
 )
 
-A1 = "a1_linear_regression"
 UID_BASE = settings.current().uid_base
 requires = pytest.mark.requires_protection
 
@@ -56,7 +56,7 @@ def grade_hostile(grade, replace=None, extra=(), lost=frozenset()) -> tuple[obje
     """Grade a solved notebook with hostile edits; assert it lost exactly ``lost`` and left nothing behind."""
     result = grade(A1, samples.build(A1, replace or {}, list(extra)))
     assert failing_functions(result) == set(lost), result.to_json()
-    assert result.score == sum(course.points(A1)[f] for f in course.points(A1) if f not in lost)
+    assert result.score == sum(A1.points[f] for f in A1.points if f not in lost)
     assert len(json.dumps(result.to_json())) < 1_000_000
     assert student_processes() == []
     return result, "\n".join(outputs(result, f) for f in lost) + "\n" + result.output
@@ -66,16 +66,20 @@ def grade_hostile(grade, replace=None, extra=(), lost=frozenset()) -> tuple[obje
 
 @requires(VIEW)
 def test_reading_the_reference_from_disk_or_sys_modules_finds_nothing(grade) -> None:
-    """Nor the reference's cached outputs (they hold expected values, as solutions/ does)."""
-    ref = course.course_root() / "solutions" / f"{A1}.py"
+    """Nor the course's checks and probes, nor the reference's cached outputs (they hold expected values, as
+    solutions/ does)."""
+    secrets = [A1.reference_path, A1.source, A1.checks_path, A3.probes_path, COURSE.root / "nbgrader_config.py",
+               refcache.default_folder()]
     code = (
         "def normal_equation(X, y):\n"
         "    import sys, os, glob\n"
-        f"    paths = [{str(ref)!r}, {str(course.source_notebook(A1))!r}, {str(refcache.default_folder())!r}]\n"
-        "    paths += glob.glob('/opt/*/solutions') + glob.glob('/opt/*/autograder/checks')\n"
+        f"    paths = {[str(p) for p in secrets]!r}\n"
+        "    paths += glob.glob('/opt/*/solutions') + glob.glob('/opt/*/checks')\n"
+        "    paths += glob.glob('/opt/*/autograder/checks')\n"
         "    paths += [p + '/autograder/checks' for p in sys.path] + [p + '/solutions' for p in sys.path]\n"
+        "    paths += [p + '/checks' for p in sys.path]\n"
         "    seen = [p for p in paths if os.path.exists(p)]\n"
-        "    mods = [m for m in sys.modules if 'solution' in m or m.startswith('autograder')]\n"
+        "    mods = [m for m in sys.modules if 'solution' in m or m.startswith(('autograder', '_dlgrade'))]\n"
         "    raise RuntimeError(f'seen={seen} modules={mods}')\n"
     )
     _, text = grade_hostile(grade, {"normal_equation": code}, lost={"normal_equation"})
@@ -159,19 +163,17 @@ def test_hiding_an_in_place_change_from_the_probe_gains_nothing(grade) -> None:
 def test_hiding_warnings_and_gradient_tracking_gains_nothing(grade) -> None:
     """Warnings and torch's gradient mode are seen only inside the student's process: advisory, no points, so
     suppressing their observation earns nothing."""
-    a2 = "a2_mlp"
     naive = "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n"
-    honest = grade(a2, samples.build(a2, {"sigmoid": naive}))
-    forged = grade(a2, samples.build(a2, {"sigmoid": naive}, [FORGE_INPUTS]))
+    honest = grade(A2, samples.build(A2, {"sigmoid": naive}))
+    forged = grade(A2, samples.build(A2, {"sigmoid": naive}, [FORGE_INPUTS]))
     assert honest.score == forged.score == honest.max_score
     assert "Advisory (no points): sigmoid warned" in outputs(honest, "sigmoid")
-    a3 = "a3_training_loop"
     tracked = ("def evaluate(model, loader, loss_fn, device='cpu'):\n    model.eval()\n"
                "    return float(np.mean([loss_fn(model(x.to(device)), y.to(device)).item() for x, y in loader]))\n")
-    lie = ("import importlib\nprobe = importlib.import_module('dlgrade_runtime.probes_a3_training_loop')\n"
+    lie = (f"import importlib\nprobe = importlib.import_module('dlgrade_runtime.{A3.probe_module}')\n"
            "_loss = probe._recording_loss\nprobe._recording_loss = lambda losses, seen=None: _loss(losses)\n")
-    honest = grade(a3, samples.build(a3, {"evaluate": tracked}))
-    forged = grade(a3, samples.build(a3, {"evaluate": tracked}, [lie]))
+    honest = grade(A3, samples.build(A3, {"evaluate": tracked}))
+    forged = grade(A3, samples.build(A3, {"evaluate": tracked}, [lie]))
     assert honest.score == forged.score == honest.max_score
     assert "gradient tracking" not in outputs(forged, "evaluate")
     assert "Advisory (no points): evaluate computed the losses with gradient tracking on" in outputs(honest, "evaluate")
@@ -180,11 +182,10 @@ def test_hiding_warnings_and_gradient_tracking_gains_nothing(grade) -> None:
 def test_evaluation_mode_is_judged_during_the_call_not_after_it(grade) -> None:
     """evaluate's mode is judged from the losses it computes (batch norm in training mode gives others): switching
     to evaluation mode only after computing them, which a look at model.training afterwards would accept, fails."""
-    a3 = "a3_training_loop"
     late = ("def evaluate(model, loader, loss_fn, device='cpu'):\n    with torch.no_grad():\n"
             "        losses = [loss_fn(model(x.to(device)), y.to(device)).item() for x, y in loader]\n"
             "    model.eval()\n    return float(np.mean(losses))\n")
-    result = grade(a3, samples.build(a3, {"evaluate": late}))
+    result = grade(A3, samples.build(A3, {"evaluate": late}))
     assert failing_functions(result) == {"evaluate"}
     assert "call model.eval() before evaluating" in outputs(result, "evaluate")
 
@@ -295,11 +296,11 @@ def grade_in_turn(tmp_path: Path, notebooks: list[tuple[str, object]], index: in
     """Grade ``(student, notebook)`` pairs one after the other on one fresh worker (as a batch does)."""
     grader = Grader(A1)
     results = {}
-    preload, _ = course.sandbox_imports([A1])
-    with Worker(index, TEST_LIMITS, preload=preload, hide=course.secret_paths()) as worker:
+    preload, _, probes = sandbox_imports([A1])
+    with Worker(index, TEST_LIMITS, preload=preload, hide=COURSE.secrets, probes=probes) as worker:
         for student, nb in notebooks:
-            folder = tmp_path / "submitted" / student / A1
-            samples.write(nb, folder / course.notebook_name(A1))
+            folder = tmp_path / "submitted" / student / A1.id
+            samples.write(nb, folder / A1.notebook)
             results[student] = grader.grade(folder, worker, student)
     return results
 
@@ -527,7 +528,7 @@ def test_the_worker_cgroup_kills_what_rlimits_cannot_see(grade) -> None:
 ])
 def test_a_broken_file_gets_zero_and_a_reason(grade, content, reason) -> None:
     result = grade(A1, content)
-    assert result.score == 0 and len(result.tests) == len(course.suite(A1).checks)
+    assert result.score == 0 and len(result.tests) == len(A1.suite.checks)
     assert reason in result.output and all(reason in t.output for t in result.tests)
 
 

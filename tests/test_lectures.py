@@ -13,11 +13,12 @@ import nbclient
 import nbformat
 import numpy as np
 import pytest
+from conftest import A4, COURSE
 
-from autograder import course, samples
+from autograder import samples
 from autograder.notebook import cells_to_run, defines_only, demo_cells, read_cells
 
-ASSIGNMENTS = course.available()
+ASSIGNMENTS = COURSE.assignments()
 
 # What the release's import and definition cells may import: they run for every submission, so each import
 # costs every student's grading its load time (matplotlib and scikit-learn belong in the cells that use them).
@@ -59,7 +60,7 @@ def best_line_on_the_graded_region() -> list[str]:
 def hand_worked_backprop() -> list[str]:
     """The a4 worked example through the reference solution: activations, error, deltas, the output after one
     step, and the output after a step that forgets the biases."""
-    ref = course.reference("a4_backprop")
+    ref = A4.reference
     x, y = np.array([[1.0, 0.0, 1.0]]), np.array([[1.0]])
     params = {"W_h": np.array([[0.2, -0.3], [0.4, 0.1], [-0.5, 0.2]]), "b_h": np.array([-0.4, 0.2]),
               "W_o": np.array([[-0.3], [-0.2]]), "b_o": np.array([0.1])}
@@ -86,7 +87,7 @@ _NUMBER = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e[+-]?\d+)?")
 @functools.cache
 def executed(assignment: str) -> nbformat.NotebookNode:
     """The release with every solution filled in, run top to bottom in a fresh kernel."""
-    nb = samples.build(assignment)
+    nb = samples.build(COURSE.assignment(assignment))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # jupyter_client's own deprecation and transport notices
         nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=False).execute()
@@ -108,7 +109,8 @@ def printed(nb: nbformat.NotebookNode) -> str:
 def stated(assignment: str) -> str:
     """The teaching text of the release (its markdown cells; written answers are empty there), without inline
     code: `lr=0.01` is a setting, not a result."""
-    text = "\n".join(c.source for c in read_cells(course.released_notebook(assignment)) if c.kind == "markdown")
+    released = COURSE.assignment(assignment).released
+    text = "\n".join(c.source for c in read_cells(released) if c.kind == "markdown")
     return re.sub(r"`[^`]*`", "", text)
 
 
@@ -136,7 +138,7 @@ def imported_modules(source: str) -> set[str]:
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_cells_that_run_for_every_submission_import_only_what_graded_code_needs(assignment) -> None:
-    cells = read_cells(course.released_notebook(assignment))
+    cells = read_cells(COURSE.assignment(assignment).released)
     definitions = [c for c in cells if c.kind == "code" and c.role == "plain" and defines_only(c.source)]
     assert definitions, "the release should start with an import cell"
     heavy = set().union(*(imported_modules(c.source) for c in definitions)) - LIGHT_MODULES
@@ -148,9 +150,10 @@ def test_the_cells_that_run_for_every_submission_import_only_what_graded_code_ne
 def test_public_test_cells_pass_without_the_demonstration_cells(assignment, tmp_path, monkeypatch) -> None:
     """Run the solved release as the grader runs it (demonstration cells skipped), each public test cell in its own
     copy of the namespace the import and solution cells before it made, so that it needs no other test cell either."""
-    path = samples.write(samples.build(assignment), tmp_path / course.notebook_name(assignment))
+    definition = COURSE.assignment(assignment)
+    path = samples.write(samples.build(definition), tmp_path / definition.notebook)
     cells = read_cells(path)
-    runnable = cells_to_run(cells, include_tests=True, demo_sources=demo_cells(course.released_notebook(assignment)))
+    runnable = cells_to_run(cells, include_tests=True, demo_sources=demo_cells(definition.released))
     roles = {c.index: c.role for c in cells}
     tests = [cell for cell in runnable if roles[cell["index"]] == "test"]
     ran = {cell["index"] for cell in runnable}

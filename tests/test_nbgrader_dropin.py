@@ -13,10 +13,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import TEST_LIMITS, nbgrader, release_course
+from conftest import A1, COURSE, TEST_LIMITS, copy_course, nbgrader
 
-from autograder import course, nbgrader_course, points, samples
+from autograder import nbgrader_course, points, samples
 from autograder.batch import BatchError, grade_course, shard_from_env
+from autograder.course import Course, CourseError
 from autograder.grading import Grader
 from autograder.nbgrader_course import course_notebook
 from autograder.results import read_result
@@ -24,8 +25,7 @@ from autograder.results import read_result
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("nbgrader_dropin")
 
-A1 = "a1_linear_regression"
-NAME = course.notebook_name(A1)
+NAME = A1.notebook
 TIMESTAMP = "2026-11-20 10:00:00.000000 UTC"
 # normal_equation right except for one feature column (squeeze makes its beta a scalar): 2 of its 3 checks pass
 SQUEEZE = ("import numpy as np\n"
@@ -44,13 +44,15 @@ def test_shares_add_up_exactly_and_differ_by_at_most_one_unit(pts: float, n: int
     assert points.total(points.from_units(s) for s in shares) == pts
 
 
-@pytest.mark.parametrize("assignment", course.available())
+@pytest.mark.parametrize("assignment", COURSE.assignments())
 def test_every_functions_checks_share_exactly_its_cells_points(assignment: str) -> None:
-    """For every installed assignment, do the shares of each function's checks add up to its test cell's points?"""
-    grader = Grader(assignment)
-    for function, pts in course.points(assignment).items():
+    """For every assignment of the course, do the shares of each function's checks add up to its test cell's
+    points?"""
+    definition = COURSE.assignment(assignment)
+    grader = Grader(definition)
+    for function, pts in definition.points.items():
         assert points.from_units(sum(grader.shares[function])) == pts, function
-    assert grader.max_score == sum(course.points(assignment).values())
+    assert grader.max_score == sum(definition.points.values())
 
 
 def test_format_points_shows_at_most_four_decimals() -> None:
@@ -60,14 +62,16 @@ def test_format_points_shows_at_most_four_decimals() -> None:
 
 # -- the course's own notebook -------------------------------------------------------------------------------------
 
-def course_with_source(root: Path, edit=None) -> Path:
-    """A course folder holding only ``source/a1`` (the installed source notebook, ``edit``-ed in place)."""
-    nb = nbformat.read(course.source_notebook(A1), as_version=4)
+def course_with_source(root: Path, edit=None) -> Course:
+    """A course folder defining a1 alone as the built-in course does, its source notebook ``edit``-ed in place (not
+    released again)."""
+    course = copy_course(root, [A1.id])
+    path = course.folder("source") / A1.id / NAME
+    nb = nbformat.read(path, as_version=4)
     if edit:
         edit(nb)
-    (root / "source" / A1).mkdir(parents=True)
-    nbformat.write(nb, root / "source" / A1 / NAME)
-    return root
+        nbformat.write(nb, path)
+    return course
 
 
 def cell_by_id(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
@@ -76,17 +80,30 @@ def cell_by_id(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNod
 
 def test_points_come_from_the_courses_source_notebook(tmp_path) -> None:
     """An instructor who gives test_add_intercept 3 points in the course's source gets 3 points for it."""
-    root = course_with_source(tmp_path, lambda nb: cell_by_id(nb, "test_add_intercept").metadata.nbgrader.update(
+    course = course_with_source(tmp_path, lambda nb: cell_by_id(nb, "test_add_intercept").metadata.nbgrader.update(
         points=3))
-    nb = course_notebook(A1, root)
-    assert nb.points["add_intercept"] == 3 and nb.origin == str(root / "source" / A1 / NAME)
-    assert Grader(A1, root).max_score == sum(course.points(A1).values()) + 2
-    assert course_notebook(A1, tmp_path / "elsewhere").points == course.points(A1)  # no source: the installed copy
+    assignment = course.assignment(A1.id)
+    nb = course_notebook(assignment)
+    assert nb.points["add_intercept"] == 3 and nb.origin == str(tmp_path.resolve() / "source" / A1.id / NAME)
+    assert assignment.points == nb.points
+    assert Grader(assignment).max_score == sum(A1.points.values()) + 2
+    assert course_notebook(A1).points == A1.points and course_notebook(A1).origin == str(A1.source)
+
+
+def test_a_course_without_the_assignments_source_notebook_does_not_define_it(tmp_path) -> None:
+    """No copy installed with dlgrade stands in: an assignment is what the course's source/ holds. Its release,
+    reference and checks alone define nothing, and the error says where the notebook belongs."""
+    course = course_with_source(tmp_path)
+    (course.folder("source") / A1.id / NAME).unlink()
+    assert course.assignments() == []
+    with pytest.raises(CourseError, match=r"has no assignment 'a1_linear_regression' \(no notebook in .*source/"
+                                          r"a1_linear_regression\); it defines: none"):
+        course.assignment(A1.id)
 
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda nb: cell_by_id(nb, "test_add_intercept").metadata.nbgrader.update(grade_id="test_add_bias"),
-     "cell 'test_add_bias' is an autograded test cell, but the installed checks"),
+     "cell 'test_add_bias' is an autograded test cell, but the checks of a1_linear_regression have nothing for it"),
     (lambda nb: nb.cells.remove(cell_by_id(nb, "test_mse_loss")),
      "no autograded test cell 'test_mse_loss' for mse_loss"),
     (lambda nb: cell_by_id(nb, "test_mse_loss").metadata.nbgrader.update(points="two"),
@@ -95,72 +112,93 @@ def test_points_come_from_the_courses_source_notebook(tmp_path) -> None:
 def test_a_course_notebook_that_does_not_match_the_checks_is_an_error_naming_the_cell(tmp_path, edit,
                                                                                         message) -> None:
     """A renamed, missing or damaged test cell is never silently regraded with other points."""
-    root = course_with_source(tmp_path, edit)
-    with pytest.raises(course.CourseError, match="linear_regression.ipynb") as caught:
-        course_notebook(A1, root)
+    course = course_with_source(tmp_path, edit)
+    with pytest.raises(CourseError, match="linear_regression.ipynb") as caught:
+        course_notebook(course.assignment(A1.id))
     assert message in str(caught.value)
 
 
 def test_cli_reports_a_mismatched_course_notebook_with_exit_status_2(tmp_path) -> None:
-    root = course_with_source(tmp_path, lambda nb: nb.cells.remove(cell_by_id(nb, "test_mse_loss")))
-    samples.write(samples.build(A1), root / "submitted" / "ada" / A1 / NAME)
+    root = course_with_source(tmp_path, lambda nb: nb.cells.remove(cell_by_id(nb, "test_mse_loss"))).root
+    samples.write(samples.build(A1), root / "submitted" / "ada" / A1.id / NAME)
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root)], capture_output=True, text=True)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "no autograded test cell 'test_mse_loss'" in done.stderr and NAME in done.stderr
     assert not (root / "graded").exists()
 
 
-def test_another_graded_notebook_in_the_courses_source_is_an_error(tmp_path) -> None:
-    root = course_with_source(tmp_path)
-    shutil.copy(root / "source" / A1 / NAME, root / "source" / A1 / "bonus.ipynb")
-    with pytest.raises(course.CourseError, match=r"bonus.ipynb has graded cells \(test_normal_equation, "
-                                                 r"derive_normal_equation, test_add_intercept\), but dlgrade grades "
-                                                 r"only linear_regression.ipynb in a1_linear_regression"):
-        course_notebook(A1, root)
+def test_another_notebook_in_the_courses_source_folder_is_an_error(tmp_path) -> None:
+    """One notebook per assignment: a second one in source/<id>/ is refused, naming both, never guessed between."""
+    course = course_with_source(tmp_path)
+    source = course.folder("source") / A1.id
+    shutil.copy(source / NAME, source / "bonus.ipynb")
+    with pytest.raises(CourseError, match=r"source/a1_linear_regression holds 2 notebooks \(bonus.ipynb, "
+                                          r"linear_regression.ipynb\): dlgrade grades one notebook per assignment"):
+        course.assignment(A1.id)
+    samples.write(samples.build(A1), course.root / "submitted" / "ada" / A1.id / NAME)
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(course.root)], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and "one notebook per assignment" in done.stderr, done.stdout + done.stderr
+    assert not (course.root / "graded").exists()
 
 
-def test_a_renamed_course_notebook_is_an_error(tmp_path) -> None:
-    root = course_with_source(tmp_path)
-    (root / "source" / A1 / NAME).rename(root / "source" / A1 / "linreg.ipynb")
-    with pytest.raises(course.CourseError, match=r"has linreg.ipynb, but dlgrade grades a1_linear_regression as"):
-        course_notebook(A1, root)
+def test_a_renamed_course_notebook_not_released_again_is_an_error(tmp_path) -> None:
+    """The notebook's name is the course's own; renamed in source/ but not released again, its release is missing:
+    an error saying how to release it, nothing graded under the old name."""
+    course = course_with_source(tmp_path)
+    source = course.folder("source") / A1.id
+    (source / NAME).rename(source / "linreg.ipynb")
+    assignment = course.assignment(A1.id)
+    assert assignment.notebook == "linreg.ipynb"
+    with pytest.raises(CourseError, match=r"the release .*assignments/a1_linear_regression/linreg.ipynb is missing; "
+                                          r"run `nbgrader generate_assignment a1_linear_regression --force`"):
+        course_notebook(assignment)
 
 
-def course_with_gradebook(root: Path, points: dict[str, float], extra_notebook: bool = False) -> Path:
-    """A course folder whose only record of a1 is a gradebook, filled through nbgrader's API (no source cells)."""
+def course_with_gradebook(root: Path, points: dict[str, float], extra_notebook: bool = False) -> Course:
+    """A course folder defining a1 as the built-in course does, with a gradebook filled through nbgrader's API (no
+    source cells) that gives the cells ``points`` (by grade_id) and otherwise the source's points."""
     from nbgrader.api import Gradebook
 
     from autograder.gradebook import alembic_on_path
 
+    course = course_with_source(root)
     alembic_on_path()
-    installed = course_notebook(A1)
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        gb.add_assignment(A1)
-        gb.add_notebook("linear_regression", A1)
-        for cell in installed.cells:
+        gb.add_assignment(A1.id)
+        gb.add_notebook("linear_regression", A1.id)
+        for cell in course_notebook(A1).cells:
             if cell.role in ("test", "answer"):
                 pts = points.get(cell.grade_id, cell.points)
-                gb.add_grade_cell(cell.grade_id, "linear_regression", A1, max_score=pts, cell_type=cell.kind)
+                gb.add_grade_cell(cell.grade_id, "linear_regression", A1.id, max_score=pts, cell_type=cell.kind)
             if cell.role in ("answer", "solution"):
-                gb.add_solution_cell(cell.grade_id, "linear_regression", A1)
+                gb.add_solution_cell(cell.grade_id, "linear_regression", A1.id)
         if extra_notebook:
-            gb.add_notebook("bonus", A1)
-            gb.add_grade_cell("test_bonus", "bonus", A1, max_score=1, cell_type="code")
-    return root
+            gb.add_notebook("bonus", A1.id)
+            gb.add_grade_cell("test_bonus", "bonus", A1.id, max_score=1, cell_type="code")
+    return course
 
 
-def test_without_a_source_folder_points_come_from_the_courses_gradebook(tmp_path) -> None:
-    """A course with a gradebook but no source/: its points; released cells from the installed release."""
-    nb = course_notebook(A1, course_with_gradebook(tmp_path, {"test_add_intercept": 3}))
-    assert nb.points == {**course.points(A1), "add_intercept": 3} and "gradebook" in nb.origin
-    released = nbformat.read(course.released_notebook(A1), as_version=4)
+def test_points_come_from_the_source_and_a_gradebook_that_disagrees_is_an_error(tmp_path) -> None:
+    """A course with a gradebook: points come from its source notebook, and the gradebook must agree with it; one
+    that gives a cell other points is an error naming the cell and how to make them agree. An agreeing gradebook
+    without source cells keeps the released cells of the course's release."""
+    agreeing = course_with_gradebook(tmp_path / "agrees", {}).assignment(A1.id)
+    nb = course_notebook(agreeing)
+    assert nb.points == A1.points and nb.origin == str(agreeing.source)
+    released = nbformat.read(agreeing.released, as_version=4)
     assert nb.cell("test_add_intercept").source == cell_by_id(released, "test_add_intercept").source
+    disagreeing = course_with_gradebook(tmp_path / "disagrees", {"test_add_intercept": 3}).assignment(A1.id)
+    with pytest.raises(CourseError, match=r"cell 'test_add_intercept' of a1_linear_regression: .*linear_regression"
+                                          r"\.ipynb gives 1 points, the gradebook .* 3 points\. Run `nbgrader "
+                                          r"generate_assignment a1_linear_regression --force`"):
+        course_notebook(disagreeing)
 
 
 def test_a_gradebook_with_another_graded_notebook_is_an_error(tmp_path) -> None:
-    with pytest.raises(course.CourseError, match="graded notebooks bonus in a1_linear_regression, but dlgrade grades "
-                                                 "only linear_regression.ipynb"):
-        course_notebook(A1, course_with_gradebook(tmp_path, {}, extra_notebook=True))
+    with pytest.raises(CourseError, match="graded notebooks bonus in a1_linear_regression, but dlgrade grades only "
+                                          "linear_regression.ipynb"):
+        course_notebook(course_with_gradebook(tmp_path, {}, extra_notebook=True).assignment(A1.id))
 
 
 # -- Kubernetes Indexed Job shards ---------------------------------------------------------------------------------
@@ -179,9 +217,18 @@ def test_the_shard_comes_from_job_completion_index() -> None:
 
 # -- a course graded by dlgrade alone ------------------------------------------------------------------------------
 
+def release_a1(root: Path) -> Course:
+    """A scratch course like the built-in one with a1 alone, released afresh by stock nbgrader into its gradebook."""
+    course = copy_course(root, [A1.id])
+    shutil.rmtree(root / "assignments")
+    nbgrader(root, "db", "assignment", "add", A1.id)
+    nbgrader(root, "generate_assignment", A1.id)
+    return course
+
+
 def submit(root: Path, student: str, nb, when: str = TIMESTAMP) -> None:
     """What ``nbgrader collect`` leaves: the notebook, its timestamp and the submission's secret."""
-    folder = root / "submitted" / student / A1
+    folder = root / "submitted" / student / A1.id
     samples.write(nb, folder / NAME)
     (folder / "timestamp.txt").write_text(when)
     (folder / "submission_secret.txt").write_text(f"secret-of-{student}")
@@ -190,7 +237,7 @@ def submit(root: Path, student: str, nb, when: str = TIMESTAMP) -> None:
 def export(root: Path) -> dict[str, float]:
     nbgrader(root, "export", "--to", "export.csv")
     with open(root / "export.csv") as f:
-        return {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f) if r["assignment"] == A1}
+        return {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f) if r["assignment"] == A1.id}
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +246,15 @@ def graded(tmp_path_factory) -> Path:
     ben the typical mistakes, cy the release untouched (blank written answers), eve a damaged file; graded by
     ``dlgrade grade`` alone."""
     root = tmp_path_factory.mktemp("dropin")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(course, "available", lambda: [A1])
-        release_course(root, gradebook=True)
+    course = release_a1(root)
     submit(root, "ada", samples.build(A1))
     pat = samples.build(A1, {"normal_equation": SQUEEZE})
     cell_by_id(pat, "test_add_intercept").source = "# I deleted the tests\n"
     submit(root, "pat", pat)
-    submit(root, "ben", samples.build(A1, course.suite(A1).typical_mistakes))
+    submit(root, "ben", samples.build(A1, A1.suite.typical_mistakes))
     submit(root, "cy", samples.build(A1, solved=False))
     submit(root, "eve", b'{"cells": [')
-    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
+    summary = grade_course(course, workers=2, limits=TEST_LIMITS)
     assert len(summary.graded) == 5 and not summary.errors
     return root
 
@@ -220,7 +265,7 @@ def gradebook_rows(root: Path) -> dict[tuple[str, str], dict]:
 
     rows = {}
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        for submission in gb.find_assignment(A1).submissions:
+        for submission in gb.find_assignment(A1.id).submissions:
             for grade in submission.notebooks[0].grades:
                 rows[(submission.student.id, grade.cell.name)] = {
                     "auto": grade.auto_score, "max": grade.max_score, "manual": grade.needs_manual_grade,
@@ -237,18 +282,18 @@ def test_export_totals_equal_results_json_and_no_cell_exceeds_its_maximum(graded
         csv_scores = {r["student"]: float(r["score"]) for r in csv.DictReader(f)}
     rows = gradebook_rows(graded)
     for student in ("ada", "pat", "ben", "cy", "eve"):
-        result = read_result(graded / "graded" / student / A1)
+        result = read_result(graded / "graded" / student / A1.id)
         assert round(exported[student], 4) == result.score == csv_scores[student], student
         cells = {c: r for (s, c), r in rows.items() if s == student and c != "timestamp"}
         assert all(r["score"] <= r["max"] for r in cells.values()), student
         assert {c.removeprefix("test_"): r["auto"] for c, r in cells.items() if c.startswith("test_")} \
             == result.function_scores()
-    full = sum(course.points(A1).values())
-    pat = read_result(graded / "graded" / "pat" / A1)
+    full = sum(A1.points.values())
+    pat = read_result(graded / "graded" / "pat" / A1.id)
     # the failed check is the third, whose share is the smaller one (0.6667, 0.6667, 0.6666)
     assert pat.function_scores()["normal_equation"] == 1.3334
     assert pat.score == points.from_units(points.to_units(full) - 6666)
-    assert read_result(graded / "graded" / "ada" / A1).score == full == exported["ada"]
+    assert read_result(graded / "graded" / "ada" / A1.id).score == full == exported["ada"]
     assert exported["eve"] == exported["cy"] == 0
 
 
@@ -259,7 +304,7 @@ def test_gradebook_flags_are_the_ones_autograde_sets(graded) -> None:
     from nbgrader.api import Gradebook
 
     rows = gradebook_rows(graded)
-    written = [c.grade_id for c in course_notebook(A1, graded).cells if c.role == "answer"]
+    written = [c.grade_id for c in course_notebook(Course(graded).assignment(A1.id)).cells if c.role == "answer"]
     assert written == ["derive_normal_equation", "derive_mse_gradient"]
     for student in ("ada", "pat", "ben", "cy", "eve"):
         assert not any(r["manual"] for (s, c), r in rows.items() if s == student and c.startswith("test_"))
@@ -269,8 +314,9 @@ def test_gradebook_flags_are_the_ones_autograde_sets(graded) -> None:
         for blank in ("cy", "eve"):
             assert rows[(blank, cell)]["auto"] == 0 and not rows[(blank, cell)]["manual"]
     with Gradebook(f"sqlite:///{graded / 'gradebook.db'}") as gb:
-        assert gb.find_comment("derive_normal_equation", "linear_regression", A1, "cy").auto_comment == "No response."
-        assert gb.find_comment("derive_normal_equation", "linear_regression", A1, "ada").auto_comment is None
+        assert gb.find_comment("derive_normal_equation", "linear_regression", A1.id, "cy").auto_comment == \
+            "No response."
+        assert gb.find_comment("derive_normal_equation", "linear_regression", A1.id, "ada").auto_comment is None
 
 
 @pytest.mark.slow
@@ -278,7 +324,7 @@ def test_autograded_notebooks_hold_the_submission_as_graded(graded) -> None:
     """Issue #14, 2: autograded/<student>/<assignment>/<notebook>.ipynb, valid, with each test cell's output replaced
     by dlgrade's per-check results; edited read-only cells restored as released; no hidden test in it."""
     for student in ("ada", "pat", "ben", "cy", "eve"):
-        folder = graded / "autograded" / student / A1
+        folder = graded / "autograded" / student / A1.id
         assert (folder / "timestamp.txt").read_text() == TIMESTAMP
         assert (folder / "submission_secret.txt").read_text() == f"secret-of-{student}"
         text = (folder / NAME).read_text()
@@ -286,15 +332,15 @@ def test_autograded_notebooks_hold_the_submission_as_graded(graded) -> None:
         nbformat.validate(nb)
         assert "HIDDEN TESTS" not in text and "run_hidden_tests" not in text
         tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id", "").startswith("test_")]
-        assert [c.metadata.nbgrader.grade_id for c in tests] == [f"test_{f}" for f in course.suite(A1).functions]
+        assert [c.metadata.nbgrader.grade_id for c in tests] == [f"test_{f}" for f in A1.suite.functions]
         assert all(c.outputs[0].text.startswith("dlgrade: ") for c in tests)
-    pat = nbformat.read(graded / "autograded" / "pat" / A1 / NAME, as_version=4)
-    released = nbformat.read(course.released_notebook(A1), as_version=4)
+    pat = nbformat.read(graded / "autograded" / "pat" / A1.id / NAME, as_version=4)
+    released = nbformat.read(Course(graded).assignment(A1.id).released, as_version=4)  # the course's own release
     assert cell_by_id(pat, "test_add_intercept").source == cell_by_id(released, "test_add_intercept").source
     report = cell_by_id(pat, "test_normal_equation").outputs[0].text
     assert report.startswith("dlgrade: 1.3334 of 2 points for normal_equation")
     assert report.count("passed ") == 2 and report.count("FAILED ") == 1
-    eve = nbformat.read(graded / "autograded" / "eve" / A1 / NAME, as_version=4)
+    eve = nbformat.read(graded / "autograded" / "eve" / A1.id / NAME, as_version=4)
     assert "not valid JSON" in cell_by_id(eve, "test_mse_loss").outputs[0].text
 
 
@@ -303,19 +349,19 @@ def test_generate_and_release_feedback_deliver_dlgrades_hints(graded, tmp_path) 
     """Issue #14, 2 and 5: generate_feedback exits 0, and the mistaken student's feedback page (as release_feedback
     puts it in the exchange) carries dlgrade's hint."""
     hint = "use .ravel(), .squeeze() or"
-    ben = read_result(graded / "graded" / "ben" / A1)
+    ben = read_result(graded / "graded" / "ben" / A1.id)
     assert any(hint in t.output for t in ben.tests if t.graded_function() == "normal_equation")
-    nbgrader(graded, "generate_feedback", A1)
-    page = (graded / "feedback" / "ben" / A1 / "linear_regression.html").read_text()
+    nbgrader(graded, "generate_feedback", A1.id)
+    page = (graded / "feedback" / "ben" / A1.id / "linear_regression.html").read_text()
     assert hint in page and "dlgrade: 0 of 2 points for normal_equation" in page
-    assert hint not in (graded / "feedback" / "ada" / A1 / "linear_regression.html").read_text()
+    assert hint not in (graded / "feedback" / "ada" / A1.id / "linear_regression.html").read_text()
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     exchange.chmod(0o777)
-    nbgrader(graded, "release_feedback", A1, f"--Exchange.root={exchange}", "--CourseDirectory.course_id=course")
+    nbgrader(graded, "release_feedback", A1.id, f"--Exchange.root={exchange}", "--CourseDirectory.course_id=course")
     released = list((exchange / "course" / "feedback").glob("*.html"))
     hinted = [s for s in ("ada", "pat", "ben", "cy", "eve")
-              if any(hint in t.output for t in read_result(graded / "graded" / s / A1).tests)]
+              if any(hint in t.output for t in read_result(graded / "graded" / s / A1.id).tests)]
     assert "ben" in hinted and "ada" not in hinted
     assert len(released) == 5 and sum(hint in p.read_text() for p in released) == len(hinted)
 
@@ -324,11 +370,12 @@ def test_generate_and_release_feedback_deliver_dlgrades_hints(graded, tmp_path) 
 def test_regrading_an_unchanged_course_changes_nothing_but_a_new_timestamp_regrades(graded, tmp_path) -> None:
     root = tmp_path / "course"
     shutil.copytree(graded, root)
-    again = grade_course(root, workers=1, limits=TEST_LIMITS)
+    course = Course(root)
+    again = grade_course(course, workers=1, limits=TEST_LIMITS)
     assert again.graded == [] and again.skipped == 5
-    (root / "submitted" / "cy" / A1 / "timestamp.txt").write_text("2026-11-21 09:00:00.000000 UTC")
-    (root / "autograded" / "ada" / A1 / NAME).unlink()
-    redone = grade_course(root, workers=1, limits=TEST_LIMITS)
+    (root / "submitted" / "cy" / A1.id / "timestamp.txt").write_text("2026-11-21 09:00:00.000000 UTC")
+    (root / "autograded" / "ada" / A1.id / NAME).unlink()
+    redone = grade_course(course, workers=1, limits=TEST_LIMITS)
     assert sorted(r.student for r in redone.graded) == ["ada", "cy"]
     assert str(gradebook_rows(root)[("cy", "timestamp")]) == "2026-11-21 09:00:00"
 
@@ -339,18 +386,19 @@ def test_an_edited_point_value_in_the_courses_source_is_honoured(graded, tmp_pat
     results.json, the CSV and export. Edited but not regenerated: an error naming the cell, nothing graded."""
     root = tmp_path / "course"
     shutil.copytree(graded, root, ignore=shutil.ignore_patterns("graded", "autograded", "feedback", "grades.*"))
-    path = root / "source" / A1 / NAME
+    path = root / "source" / A1.id / NAME
     nb = nbformat.read(path, as_version=4)
     cell_by_id(nb, "test_add_intercept").metadata.nbgrader.points = 3
     nbformat.write(nb, path)
-    with pytest.raises(course.CourseError, match=r"cell 'test_add_intercept' .* gives 3 points, the gradebook .* "
-                                                 r"1 points\. Run `nbgrader generate_assignment"):
-        grade_course(root, workers=1, limits=TEST_LIMITS)
+    course = Course(root)
+    with pytest.raises(CourseError, match=r"cell 'test_add_intercept' .* gives 3 points, the gradebook .* "
+                                          r"1 points\. Run `nbgrader generate_assignment"):
+        grade_course(course, workers=1, limits=TEST_LIMITS)
     assert not (root / "graded").exists()
-    nbgrader(root, "generate_assignment", A1, "--force")
-    grade_course(root, workers=2, limits=TEST_LIMITS, students=["ada", "pat"])
-    full = sum(course.points(A1).values()) + 2
-    ada = read_result(root / "graded" / "ada" / A1)
+    nbgrader(root, "generate_assignment", A1.id, "--force")
+    grade_course(course, workers=2, limits=TEST_LIMITS, students=["ada", "pat"])
+    full = sum(A1.points.values()) + 2
+    ada = read_result(root / "graded" / "ada" / A1.id)
     assert ada.max_score == full == ada.score and ada.function_scores()["add_intercept"] == 3
     assert sum(t.max_score for t in ada.tests if t.graded_function() == "add_intercept") == 3
     assert export(root)["ada"] == full
@@ -360,19 +408,19 @@ def test_an_edited_point_value_in_the_courses_source_is_honoured(graded, tmp_pat
 def test_partial_credit_dlgrade_splits_a_functions_points_stock_autograde_does_not(tmp_path) -> None:
     """Where 2 of normal_equation's 3 checks pass, dlgrade gives 1.3334 of its 2 points; stock ``nbgrader
     autograde`` (the hidden tests raise on any failed check) gives the cell 0. Elsewhere they agree."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(course, "available", lambda: [A1])
-        root = release_course(tmp_path, gradebook=True)
+    course = release_a1(tmp_path)
+    root = course.root
     submit(root, "pat", samples.build(A1, {"normal_equation": SQUEEZE}))
-    nbgrader(root, "autograde", A1)
+    nbgrader(root, "autograde", A1.id)
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
-        stock = {g.cell.name: g.auto_score for g in gb.find_submission_notebook("linear_regression", A1, "pat").grades
+        stock = {g.cell.name: g.auto_score
+                 for g in gb.find_submission_notebook("linear_regression", A1.id, "pat").grades
                  if g.cell.name.startswith("test_")}
     shutil.rmtree(root / "autograded")
-    grade_course(root, workers=1, limits=TEST_LIMITS)
-    ours = read_result(root / "graded" / "pat" / A1).function_scores()
+    grade_course(course, workers=1, limits=TEST_LIMITS)
+    ours = read_result(root / "graded" / "pat" / A1.id).function_scores()
     assert stock["test_normal_equation"] == 0 and ours["normal_equation"] == 1.3334
     assert {c.removeprefix("test_"): s for c, s in stock.items() if c != "test_normal_equation"} \
         == {f: s for f, s in ours.items() if f != "normal_equation"}
@@ -385,7 +433,9 @@ def test_a_submission_whose_cells_cannot_be_copied_gets_the_released_cells_and_a
     from autograder.results import SubmissionResult, TestResult
 
     real = nbgrader_course.autograded_notebook
-    released = read_cells(course.released_notebook(A1))
+    course = copy_course(tmp_path / "course", [A1.id])
+    assignment = course.assignment(A1.id)
+    released = read_cells(assignment.released)
 
     def fussy(cells, result, nb):
         if cells != released:
@@ -393,12 +443,13 @@ def test_a_submission_whose_cells_cannot_be_copied_gets_the_released_cells_and_a
         return real(cells, result, nb)
 
     monkeypatch.setattr(nbgrader_course, "autograded_notebook", fussy)
-    result = SubmissionResult("s", A1, 1, 1, 0, "", [TestResult("mse_loss: x", 1, 1, "", function="mse_loss")])
+    result = SubmissionResult("s", A1.id, 1, 1, 0, "", [TestResult("mse_loss: x", 1, 1, "", function="mse_loss")])
     result.cells = read_cells(samples.write(samples.build(A1), tmp_path / NAME))
-    path = nbgrader_course.write_autograded(tmp_path, tmp_path / "submitted", result, course_notebook(A1))
+    path = nbgrader_course.write_autograded(assignment, tmp_path / "submitted", result, course_notebook(assignment))
+    assert path == course.folder("autograded") / "s" / A1.id / NAME
     assert path.is_file() and "could not be copied into it (RecursionError)" in result.output
     assert result.extra["nbgrader"]["unanswered"] == sorted(
-        c.grade_id for c in course_notebook(A1).cells if c.has_response)
+        c.grade_id for c in course_notebook(assignment).cells if c.has_response)
 
 
 def test_autograded_notebook_adds_back_deleted_graded_cells(tmp_path) -> None:
@@ -410,9 +461,8 @@ def test_autograded_notebook_adds_back_deleted_graded_cells(tmp_path) -> None:
     from autograder.notebook import read_cells
     from autograder.results import SubmissionResult, TestResult
 
-    result = SubmissionResult("s", A1, 1, 1, 0, "", [TestResult("mse_loss: x", 1, 1, "", function="mse_loss")])
-    document, unanswered = nbgrader_course.autograded_notebook(read_cells(path), result,
-                                                               course_notebook(A1, tmp_path))
+    result = SubmissionResult("s", A1.id, 1, 1, 0, "", [TestResult("mse_loss: x", 1, 1, "", function="mse_loss")])
+    document, unanswered = nbgrader_course.autograded_notebook(read_cells(path), result, course_notebook(A1))
     ids = [c["metadata"].get("nbgrader", {}).get("grade_id") for c in document["cells"]]
     assert ids.index("test_mse_loss") == ids.index("mse_loss") + 1
     assert "derive_mse_gradient" in ids and unanswered == {"derive_mse_gradient"}
@@ -424,16 +474,18 @@ def test_a_submission_with_odd_text_and_a_forged_timestamp_still_gets_its_result
         tmp_path) -> None:
     """A lone surrogate in a cell (valid JSON, not encodable as UTF-8) and a timestamp.txt that is no time: the
     submission is graded, its autograded notebook written, and the gradebook gets no timestamp instead of a crash."""
+    course = copy_course(tmp_path / "course", [A1.id])
+    root = course.root
     nb = samples.build(A1)
     nb.cells.append(nbformat.v4.new_markdown_cell("odd \ud800 text"))
-    folder = tmp_path / "submitted" / "odd" / A1
+    folder = root / "submitted" / "odd" / A1.id
     samples.write(json.dumps(nb), folder / NAME)
     (folder / "timestamp.txt").write_text("the day before the deadline, honest")
-    summary = grade_course(tmp_path, workers=1, limits=TEST_LIMITS)
+    summary = grade_course(course, workers=1, limits=TEST_LIMITS)
     assert [r.student for r in summary.graded] == ["odd"] and not summary.errors
-    result = read_result(tmp_path / "graded" / "odd" / A1)
+    result = read_result(root / "graded" / "odd" / A1.id)
     assert result.score == result.max_score and result.extra["nbgrader"]["timestamp"] is None
-    text = (tmp_path / "autograded" / "odd" / A1 / NAME).read_text()
+    text = (root / "autograded" / "odd" / A1.id / NAME).read_text()
     assert "\\ud800" in text and nbformat.reads(text, as_version=4).cells[-1].source == "odd \ud800 text"
 
 
@@ -450,21 +502,29 @@ LMS_FILES = {  # file name in the LMS zip -> (student, notebook)
 }
 
 
-def lms_pattern() -> str:
+def lms_pattern(root: Path = COURSE.root) -> str:
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course.course_root())).load_config()
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     return config.FileNameCollectorPlugin.named_regexp
 
 
-def test_the_shipped_lms_pattern_names_every_notebook_of_the_course() -> None:
-    """Does the pattern in nbgrader_config.py know each notebook dlgrade grades (and nothing else)?"""
+def test_the_shipped_lms_pattern_names_every_notebook_of_the_course(tmp_path) -> None:
+    """Does the pattern in nbgrader_config.py know each notebook of its course (and nothing else), a course of
+    other assignments included, with no edit?"""
     import re
 
-    for notebook in course.ASSIGNMENTS.values():
+    for notebook in COURSE.notebook_names():
         match = re.match(lms_pattern(), f"/x/extracted/ada_{notebook}")
         assert match is not None and match["file_id"] == Path(notebook).stem, notebook
     assert re.match(lms_pattern(), "/x/extracted/ada_regression.ipynb") is None
+    other = copy_course(tmp_path / "other", [A1.id])
+    (other.folder("source") / "a6_softmax").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), other.folder("source") / "a6_softmax" / "softmax.ipynb")
+    pattern = lms_pattern(other.root)
+    assert sorted(Path(n).stem for n in ("linear_regression.ipynb", "softmax.ipynb")
+                  if re.match(pattern, f"/x/extracted/ada_{n}")) == ["linear_regression", "softmax"]
+    assert re.match(pattern, "/x/extracted/ada_mlp.ipynb") is None  # not a notebook of that course
 
 
 @pytest.mark.parametrize(("name", "expected"), [*LMS_FILES.items(), ("linear_regression.ipynb", None),
@@ -472,7 +532,7 @@ def test_the_shipped_lms_pattern_names_every_notebook_of_the_course() -> None:
 def test_the_shipped_lms_pattern_reads_student_and_notebook_from_lms_file_names(name, expected) -> None:
     import re
 
-    match = re.match(lms_pattern(), f"/course/downloaded/{A1}/extracted/submissions/{name}")
+    match = re.match(lms_pattern(), f"/course/downloaded/{A1.id}/extracted/submissions/{name}")
     got = (match["student_id"], match["file_id"]) if match else None
     assert got == expected
 
@@ -483,19 +543,18 @@ def test_an_lms_zip_goes_through_zip_collect_with_the_shipped_pattern_then_dlgra
     grade``: every a1 file lands in submitted/<student>/a1/linear_regression.ipynb and is graded."""
     import zipfile
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(course, "available", lambda: [A1])
-        root = release_course(tmp_path, gradebook=True)
-    archive = root / "downloaded" / A1 / "archive"
+    course = release_a1(tmp_path)
+    root = course.root
+    archive = root / "downloaded" / A1.id / "archive"
     archive.mkdir(parents=True)
     a1 = {name: who for name, who in LMS_FILES.items() if who[1] == "linear_regression"}
     with zipfile.ZipFile(archive / "submissions.zip", "w") as zf:
         for name, (student, _) in a1.items():
-            nb = samples.build(A1, None if student != "ben" else course.suite(A1).typical_mistakes)
+            nb = samples.build(A1, None if student != "ben" else A1.suite.typical_mistakes)
             zf.writestr(f"submissions/{name}", json.dumps(nb))
-    nbgrader(root, "zip_collect", A1)
+    nbgrader(root, "zip_collect", A1.id)
     students = sorted(student for student, _ in a1.values())
-    assert sorted(p.parent.parent.name for p in root.glob(f"submitted/*/{A1}/{NAME}")) == students
-    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
-    full = sum(course.points(A1).values())
+    assert sorted(p.parent.parent.name for p in root.glob(f"submitted/*/{A1.id}/{NAME}")) == students
+    summary = grade_course(course, workers=2, limits=TEST_LIMITS)
+    full = sum(A1.points.values())
     assert {r.student: r.score == full for r in summary.graded} == {s: s != "ben" for s in students}

@@ -8,16 +8,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LIMITS, nbgrader, release_course
+from conftest import A1, COURSE, TEST_LIMITS, nbgrader, release_course
 
-from autograder import course, samples
+from autograder import samples
 from autograder.batch import grade_course
+from autograder.course import Course
 from autograder.results import read_result
 
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("nbgrader_parity")
 
-ASSIGNMENTS = course.available()
+ASSIGNMENTS = COURSE.assignments()
 
 
 def export(root: Path) -> dict[tuple[str, str], float]:
@@ -30,10 +31,10 @@ def export(root: Path) -> dict[tuple[str, str], float]:
 def nbgrader_course(tmp_path_factory) -> Path:
     """A course released with a gradebook, one full-marks and one untouched submission per assignment."""
     root = release_course(tmp_path_factory.mktemp("course"), gradebook=True)
-    for assignment in ASSIGNMENTS:
-        name = course.notebook_name(assignment)
-        samples.write(samples.build(assignment), root / "submitted" / "ref" / assignment / name)
-        samples.write(samples.build(assignment, solved=False), root / "submitted" / "zero" / assignment / name)
+    for assignment in (COURSE.assignment(a) for a in ASSIGNMENTS):
+        name, folder = assignment.notebook, root / "submitted"
+        samples.write(samples.build(assignment), folder / "ref" / assignment.id / name)
+        samples.write(samples.build(assignment, solved=False), folder / "zero" / assignment.id / name)
     return root
 
 
@@ -43,9 +44,9 @@ def test_nbgrader_autograde_and_dlgrade_give_the_same_totals(nbgrader_course) ->
     for assignment in ASSIGNMENTS:
         nbgrader(root, "autograde", assignment, "--create")
     stock = export(root)
-    grade_course(root, workers=2, limits=TEST_LIMITS, force=True)
+    grade_course(Course(root), workers=2, limits=TEST_LIMITS, force=True)
     for assignment in ASSIGNMENTS:
-        full = sum(course.points(assignment).values())
+        full = sum(COURSE.assignment(assignment).points.values())
         ref = read_result(root / "graded" / "ref" / assignment)
         zero = read_result(root / "graded" / "zero" / assignment)
         assert ref.score == full == stock[(assignment, "ref")], assignment
@@ -57,12 +58,10 @@ def test_nbgrader_export_shows_dlgrade_scores_after_grading(tmp_path, nbgrader_c
     root = tmp_path / "course"
     shutil.copytree(nbgrader_course, root, ignore=shutil.ignore_patterns("autograded", "graded", "grades.csv"))
     wrong = {"mse_gradient": "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)\n"}
-    name = course.notebook_name("a1_linear_regression")
-    samples.write(samples.build("a1_linear_regression", wrong), root / "submitted" / "newcomer" /
-                  "a1_linear_regression" / name)
-    summary = grade_course(root, workers=2, limits=TEST_LIMITS)
+    samples.write(samples.build(A1, wrong), root / "submitted" / "newcomer" / A1.id / A1.notebook)
+    summary = grade_course(Course(root), workers=2, limits=TEST_LIMITS)
     exported = export(root)
     assert len(summary.graded) == 2 * len(ASSIGNMENTS) + 1
     for result in summary.graded:
         assert exported[(result.assignment, result.student)] == pytest.approx(result.score, abs=1e-3)
-    assert 0 < exported[("a1_linear_regression", "newcomer")] < sum(course.points("a1_linear_regression").values())
+    assert 0 < exported[(A1.id, "newcomer")] < sum(A1.points.values())

@@ -1,9 +1,12 @@
-"""The README describes the code as it is: every module in the layout table, every setting in the settings table."""
+"""The README describes the code as it is: every module in the layout table, every part of a course folder there
+too, every setting in the settings table."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from autograder.course import CONFIG, SALT_FILE, Course
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -18,9 +21,22 @@ def test_the_layout_table_names_every_module_and_benchmark() -> None:
     files = [*ROOT.glob("autograder/*.py"), *ROOT.glob("autograder/runtime/*.py"),
              *ROOT.glob("autograder/sandbox/*.py"), *ROOT.glob("benchmarks/*.py")]
     missing = [str(f.relative_to(ROOT)) for f in files
-               if f.name not in ("__init__.py", "__main__.py") and not f.name.startswith("probes_")
+               if f.name not in ("__init__.py", "__main__.py")
                and f"`{f.name}`" not in layout and f"`{f.relative_to(ROOT)}`" not in layout]
     assert files and missing == []
+
+
+def test_the_layout_table_names_every_part_of_the_course_folder() -> None:
+    """The repository's root is the built-in course: each folder and file a course folder holds (autograder/course.py)
+    is named in the layout table."""
+    layout = _section("Layout")
+    course = Course.at(ROOT)
+    folders = [course.directories["source_directory"], course.directories["release_directory"], "solutions",
+               "checks", "probes"]
+    assert all((ROOT / folder).is_dir() for folder in folders)
+    missing = [f"{folder}/" for folder in folders if f"`{folder}/" not in layout]
+    missing += [name for name in (CONFIG, SALT_FILE) if f"`{name}`" not in layout]
+    assert missing == []
 
 
 def test_the_settings_table_lists_every_variable_the_code_reads() -> None:

@@ -7,15 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import release_course
+from conftest import COURSE, release_course
 
-from autograder import course
 from autograder.notebook import read_cells
 
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("release")
 
-ASSIGNMENTS = course.available()
+ASSIGNMENTS = COURSE.assignments()
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +26,16 @@ def fresh_release(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_committed_release_equals_a_fresh_nbgrader_release(fresh_release, assignment) -> None:
-    name = course.notebook_name(assignment)
+    name = COURSE.assignment(assignment).notebook
     fresh = json.loads((fresh_release / "assignments" / assignment / name).read_text())
-    committed = json.loads(course.released_notebook(assignment).read_text())
+    committed = json.loads(COURSE.assignment(assignment).released.read_text())
     assert committed == fresh, f"assignments/{assignment} is stale: run `nbgrader generate_assignment {assignment}`"
 
 
 def _solution_lines(assignment: str) -> set[str]:
     """Substantive lines of the source's solution and hidden-test regions, and of its model written answers."""
     lines = set()
-    for cell in read_cells(course.source_notebook(assignment)):
+    for cell in read_cells(COURSE.assignment(assignment).source):
         for region in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)(.*?)### END", cell.source, re.DOTALL):
             lines |= {ln.strip() for ln in region.splitlines()}
         if cell.role == "answer":
@@ -46,19 +45,19 @@ def _solution_lines(assignment: str) -> set[str]:
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_contains_no_solution_or_hidden_test(assignment) -> None:
-    text = course.released_notebook(assignment).read_text()
+    text = COURSE.assignment(assignment).released.read_text()
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "run_hidden_tests", "nbgrader_bridge"):
         assert marker not in text
-    released = {ln.strip() for c in read_cells(course.released_notebook(assignment)) for ln in c.source.splitlines()}
+    released = {ln.strip() for c in read_cells(COURSE.assignment(assignment).released) for ln in c.source.splitlines()}
     leaked = _solution_lines(assignment) & released
     assert not leaked, f"solution lines in the release: {sorted(leaked)[:5]}"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_release_has_a_stub_and_a_test_cell_for_every_graded_function(assignment) -> None:
-    cells = read_cells(course.released_notebook(assignment))
+    cells = read_cells(COURSE.assignment(assignment).released)
     ids = {c.grade_id for c in cells}
-    for function in course.suite(assignment).functions:
+    for function in COURSE.assignment(assignment).suite.functions:
         assert function in ids and f"test_{function}" in ids
         stub = next(c for c in cells if c.grade_id == function)
         assert "raise NotImplementedError()" in stub.source

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import A1, COURSE, copy_course
 
-from autograder import course, samples
+from autograder import samples
+from autograder.course import sandbox_imports
 from autograder.sandbox import Limits, Worker, protection_table, protections
 from autograder.sandbox import worker as worker_module
-
-A1 = "a1_linear_regression"
 
 
 def test_doctor_prints_every_protection() -> None:
@@ -27,13 +27,20 @@ def test_doctor_prints_every_protection() -> None:
 
 
 def test_without_bubblewrap_grading_still_works_and_says_what_is_off(tmp_path) -> None:
-    samples.write(samples.build(A1), tmp_path / "submitted" / "ada" / A1 / course.notebook_name(A1))
+    """Without bubblewrap's namespaces dlgrade grade refuses, naming the flag that accepts the risk; with it, grading
+    works and the table says what is off."""
+    root = copy_course(tmp_path / "course", [A1.id]).root
+    samples.write(samples.build(A1), root / "submitted" / "ada" / A1.id / A1.notebook)
     env = {**os.environ, "DLGRADE_NO_BWRAP": "1", "DLGRADE_NO_CGROUP": "1"}
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path), "--workers", "1"],
-                          capture_output=True, text=True, env=env)
+    refused = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
+                             capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "--allow-weak-sandbox" in refused.stderr, refused.stderr
+    assert not (root / "graded").exists()
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1",
+                           "--allow-weak-sandbox"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "OFF  no network" in done.stderr and "OFF  memory and PID cgroup" in done.stderr
-    full = sum(course.points(A1).values())
+    full = sum(A1.points.values())
     assert f"{full:6.2f} / {full:g}" in done.stdout
 
 
@@ -72,7 +79,7 @@ def test_torch_in_cells_and_in_forked_calls_does_not_deadlock(worker) -> None:
 
 
 def test_closing_a_worker_leaves_no_process(tmp_path) -> None:
-    worker = Worker(5, Limits(cell_seconds=3), hide=course.secret_paths())
+    worker = Worker(5, Limits(cell_seconds=3), hide=COURSE.secrets)
     worker.start()
     pid = worker.proc.pid
     worker.run_notebook([{"index": 0, "source": "import subprocess\nsubprocess.Popen(['sleep', '300'])"}])
@@ -96,13 +103,13 @@ def _uid(proc: Path) -> int | None:
 def test_a_machine_where_student_code_cannot_work_stops_the_grader_instead_of_giving_zeros(tmp_path) -> None:
     """The student's uid cannot enter its working folder (here: temporary files under a folder only root may
     enter; in the wild: a container whose / is mode 0700). Grading stops with the cause; no one gets a zero."""
-    root = tmp_path / "course"
-    samples.write(samples.build(A1), root / "submitted" / "ada" / A1 / course.notebook_name(A1))
+    root = copy_course(tmp_path / "course", [A1.id]).root
+    samples.write(samples.build(A1), root / "submitted" / "ada" / A1.id / A1.notebook)
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o700)
     env = {**os.environ, "DLGRADE_NO_BWRAP": "1", "DLGRADE_NO_CGROUP": "1", "TMPDIR": str(locked)}
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1",
+                           "--allow-weak-sandbox"], capture_output=True, text=True, env=env)
     assert done.returncode == 2, done.stderr
     assert "student code cannot run on this machine" in done.stderr and "Permission denied" in done.stderr
     assert not list(root.glob("graded/*/*/results.json"))
@@ -140,7 +147,7 @@ def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it
     namespace: dict = {}
     exec(train, namespace)
     expected = namespace["run"]()
-    with Worker(0, Limits(cell_seconds=30), preload=["torch"], hide=course.secret_paths(), warm_torch=warm) as worker:
+    with Worker(0, Limits(cell_seconds=30), preload=["torch"], hide=COURSE.secrets, warm_torch=warm) as worker:
         assert worker.run_notebook([{"index": 0, "source": train}]).cells[0].ok
         calls = {name: worker.call("probes.call", {"name": name, "args": []}, seconds=30).value["value"]
                  for name in ("run", "dynamo", "compiling", "submodule")}
@@ -160,7 +167,7 @@ def test_a_call_that_asks_too_often_costs_that_call_only() -> None:
         "    return [ask('probes.call', {'name': 'helper', 'args': []}) for _ in range(5)]\n"
         "def modest():\n"
         "    return [ask('probes.call', {'name': 'helper', 'args': []}) for _ in range(3)]\n")}]
-    with Worker(0, Limits(asks_per_call=3), hide=course.secret_paths()) as worker:
+    with Worker(0, Limits(asks_per_call=3), hide=COURSE.secrets) as worker:
         worker.run_notebook(cells)
         greedy = worker.call("probes.call", {"name": "greedy", "args": []}, on_ask=lambda probe, args: 7)
         modest = worker.call("probes.call", {"name": "modest", "args": []}, on_ask=lambda probe, args: 7)
@@ -169,14 +176,17 @@ def test_a_call_that_asks_too_often_costs_that_call_only() -> None:
     assert modest.ok and modest.value["value"] == [7, 7, 7], modest
 
 
-@pytest.mark.parametrize("assignment", [a for a in course.available() if course.probe_module(a)])
+@pytest.mark.parametrize("assignment", [a for a in COURSE.assignments() if COURSE.assignment(a).probes_path])
 def test_an_assignments_probes_are_imported_once_before_any_student_runs(assignment) -> None:
     """Every graded function gets a call server of its own (a fork of the notebook's final state): the probes those
-    servers run are imported by the sandbox before it forks, not once in each server."""
-    preload, warm = course.sandbox_imports([assignment])
-    module = f"dlgrade_runtime.probes_{assignment}"
+    servers run (the course's probes/<id>.py, put into the sandbox's runtime) are imported by the sandbox before it
+    forks, not once in each server."""
+    preload, warm, probes = sandbox_imports([COURSE.assignment(assignment)])
+    module = f"dlgrade_runtime.{COURSE.assignment(assignment).probe_module}"
+    assert module == f"dlgrade_runtime.probes_{assignment}" and list(probes) == [module.split(".")[1]]
     cells = [{"index": 0, "source": f"import sys\nseen = {module!r} in sys.modules\ndef f():\n    return seen\n"}]
-    with Worker(0, Limits(cell_seconds=30), preload=preload, hide=course.secret_paths(), warm_torch=warm) as worker:
+    with Worker(0, Limits(cell_seconds=30), preload=preload, hide=COURSE.secrets, warm_torch=warm,
+                probes=probes) as worker:
         worker.run_notebook(cells)
         seen = worker.call("probes.call", {"name": "f", "args": []}, seconds=30)
         worker.end_submission()
@@ -192,7 +202,7 @@ def test_the_sandbox_starts_from_the_installations_compiled_runtime(tmp_path, mo
     monkeypatch.setattr(worker_module, "RUNTIME_DIR", compiled)
     cells = [{"index": 0, "source": "import os, dlgrade_runtime.protocol as p\n"
                                     "def compiled():\n    return os.path.exists(p.__cached__)\n"}]
-    with Worker(0, Limits(cell_seconds=30), hide=course.secret_paths()) as worker:
+    with Worker(0, Limits(cell_seconds=30), hide=COURSE.secrets) as worker:
         worker.run_notebook(cells)
         found = worker.call("probes.call", {"name": "compiled", "args": []}, seconds=30)
         worker.end_submission()

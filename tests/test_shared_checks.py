@@ -6,20 +6,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LIMITS
+from conftest import A1, A3, TEST_LIMITS, copy_course
 
-from autograder import course, samples
+from autograder import samples
 from autograder.batch import grade_course
+from autograder.course import Course
 from autograder.results import SubmissionResult
 from autograder.sandbox import SandboxError, Worker
 from autograder.sandbox.cgroups import usable_cores
 
-A3 = "a3_training_loop"
 
-
-def one_submission(root: Path, replace: dict[str, str] | None = None) -> Path:
-    samples.write(samples.build(A3, replace), root / "submitted" / "s" / A3 / course.notebook_name(A3))
-    return root
+def one_submission(root: Path, replace: dict[str, str] | None = None) -> Course:
+    """A course folder like the built-in one holding one submission of a3."""
+    course = copy_course(root / "course")
+    samples.write(samples.build(A3, replace), course.root / "submitted" / "s" / A3.id / A3.notebook)
+    return course
 
 
 def verdicts(result: SubmissionResult) -> list[tuple[str, float, float, str]]:
@@ -27,7 +28,7 @@ def verdicts(result: SubmissionResult) -> list[tuple[str, float, float, str]]:
 
 
 def mistake(function: str) -> dict[str, str]:
-    return next(m.cells for m in course.suite(A3).mistakes if m.function == function and not m.advisory)
+    return next(m.cells for m in A3.suite.mistakes if m.function == function and not m.advisory)
 
 
 @pytest.mark.parametrize("function, note", [
@@ -37,9 +38,9 @@ def mistake(function: str) -> dict[str, str]:
 def test_two_sandboxes_give_one_submission_the_verdicts_of_one(tmp_path, function, note) -> None:
     """The helper a function calls and the function are judged in one sandbox (follow-through needs the helper's
     verdict first); a note about a coupled function is written once every verdict is in, wherever each ran."""
-    root = one_submission(tmp_path, mistake(function))
-    alone = grade_course(root, workers=1, limits=TEST_LIMITS)
-    shared = grade_course(root, workers=2, limits=TEST_LIMITS, force=True)
+    course = one_submission(tmp_path, mistake(function))
+    alone = grade_course(course, workers=1, limits=TEST_LIMITS)
+    shared = grade_course(course, workers=2, limits=TEST_LIMITS, force=True)
     assert (alone.sandboxes, shared.sandboxes) == (1, 2)
     assert not alone.errors and not shared.errors and not shared.failures
     assert verdicts(shared.graded[0]) == verdicts(alone.graded[0])
@@ -61,18 +62,19 @@ def test_a_helper_sandbox_that_fails_costs_the_submission_nothing(tmp_path, monk
     summary = grade_course(one_submission(tmp_path), workers=2, limits=TEST_LIMITS)
     assert summary.sandboxes == 2 and not summary.errors and not summary.failures
     result = summary.graded[0]
-    assert result.score == result.max_score == sum(course.points(A3).values()), verdicts(result)
+    assert result.score == result.max_score == sum(A3.points.values()), verdicts(result)
 
 
 @pytest.mark.parametrize("assignment, students, sandboxes", [
     (A3, 3, 2),  # more submissions than workers: one sandbox each
-    ("a1_linear_regression", 1, 1),  # no long check: a second sandbox would cost more than it saves
-])
+    (A1, 1, 1),  # no long check: a second sandbox would cost more than it saves
+], ids=["a3_training_loop-3-2", "a1_linear_regression-1-1"])
 def test_a_submission_gets_one_sandbox_when_sharing_saves_nothing(tmp_path, assignment, students, sandboxes) -> None:
+    course = copy_course(tmp_path / "course")
     for i in range(students):
         samples.write(samples.build(assignment),
-                      tmp_path / "submitted" / f"s{i}" / assignment / course.notebook_name(assignment))
-    summary = grade_course(tmp_path, workers=2, limits=TEST_LIMITS)
+                      course.root / "submitted" / f"s{i}" / assignment.id / assignment.notebook)
+    summary = grade_course(course, workers=2, limits=TEST_LIMITS)
     assert summary.sandboxes == sandboxes and len(summary.graded) == students
     assert all(r.score == r.max_score for r in summary.graded)
 

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_LIMITS, failing_functions, outputs
+from conftest import A1, COURSE, TEST_LIMITS, copy_course, failing_functions, outputs
 
-from autograder import course, samples
+from autograder import samples
 from autograder.batch import grade_course
 from autograder.grading import Grader
 from autograder.results import read_result
@@ -25,13 +25,12 @@ from autograder.sandbox import Limits, Worker
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
 pytestmark = pytest.mark.xdist_group("submissions")
 
-A1 = "a1_linear_regression"
-NAME = course.notebook_name(A1)
-FULL = sum(course.points(A1).values())
+NAME = A1.notebook
+FULL = sum(A1.points.values())
 
 
 def submit(root: Path, student: str, nb=None) -> Path:
-    path = root / "submitted" / student / A1 / NAME
+    path = root / "submitted" / student / A1.id / NAME
     samples.write(samples.build(A1) if nb is None else nb, path)
     return path
 
@@ -42,26 +41,27 @@ def submit(root: Path, student: str, nb=None) -> Path:
 @pytest.fixture(scope="module")
 def linked_course(tmp_path_factory) -> Path:
     """A course where students hand in links (as tar, unzip and git recreate them) and special files."""
-    root = tmp_path_factory.mktemp("course")
-    source = root / "source" / A1 / NAME  # nbgrader keeps source/ beside submitted/
-    samples.write(samples.build(A1), source)
+    course = copy_course(tmp_path_factory.mktemp("course"))
+    root = course.root
+    source = root / "source" / A1.id / NAME  # the course's source notebook (solutions, hidden tests) beside submitted/
+    assert source.is_file()
     submit(root, "ada")
 
     def place(student: str) -> Path:
-        folder = root / "submitted" / student / A1
+        folder = root / "submitted" / student / A1.id
         folder.mkdir(parents=True)
         return folder / NAME
 
     place("abs").symlink_to(source)
-    place("rel").symlink_to(Path("../../..") / "source" / A1 / NAME)
-    place("copycat").symlink_to(root / "submitted" / "ada" / A1 / NAME)
+    place("rel").symlink_to(Path("../../..") / "source" / A1.id / NAME)
+    place("copycat").symlink_to(root / "submitted" / "ada" / A1.id / NAME)
     place("kmsg").symlink_to("/proc/kmsg")
     os.mkfifo(place("fifo"))
     (root / "submitted" / "dirlink").symlink_to(root / "submitted" / "ada")
     (root / "submitted" / "asglink").mkdir()
-    (root / "submitted" / "asglink" / A1).symlink_to(root / "submitted" / "ada" / A1)
+    (root / "submitted" / "asglink" / A1.id).symlink_to(root / "submitted" / "ada" / A1.id)
     start = time.monotonic()
-    summary = grade_course(root, workers=1, limits=TEST_LIMITS)
+    summary = grade_course(course, workers=1, limits=TEST_LIMITS)
     root.joinpath("seconds").write_text(str(time.monotonic() - start))
     assert summary.errors == [] and summary.failures == []
     return root
@@ -78,7 +78,7 @@ def linked_course(tmp_path_factory) -> Path:
 ])
 def test_a_link_or_special_file_gets_zero_with_the_reason_and_nothing_is_followed(linked_course, student,
                                                                                    reason) -> None:
-    result = read_result(linked_course / "graded" / student / A1)
+    result = read_result(linked_course / "graded" / student / A1.id)
     assert result.score == 0 and reason in result.output, result.output
     with open(linked_course / "grades.csv") as f:
         rows = {r["student"]: r for r in csv.DictReader(f)}
@@ -106,7 +106,7 @@ def test_an_honest_notebook_with_100000_cells_gets_full_marks(tmp_path) -> None:
     nb = samples.build(A1, extra_cells=[f"x{i} = {i}" for i in range(100_000)])
     folder = submit(tmp_path, "many", nb).parent
     limits = Limits(cell_seconds=6.0, notebook_seconds=120.0, call_seconds=6.0)
-    with Worker(3, limits, hide=course.secret_paths()) as worker:
+    with Worker(3, limits, hide=COURSE.secrets) as worker:
         result = Grader(A1).grade(folder, worker, "many")
     assert result.score == result.max_score, result.output
 
@@ -124,13 +124,14 @@ def test_a_damaged_notebook_gets_zero_and_a_reason_never_a_crash(grade, content,
 
 def test_a_notebook_over_the_size_limit_is_refused_before_it_is_read(tmp_path) -> None:
     """A 3 GB (sparse) file costs the grader no memory: its size is checked before anything is read."""
-    path = tmp_path / "submitted" / "big" / A1 / NAME
+    course = copy_course(tmp_path / "course")
+    path = course.root / "submitted" / "big" / A1.id / NAME
     path.parent.mkdir(parents=True)
     with open(path, "wb") as f:
         f.truncate(3 * 2**30)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    graded = grade_course(tmp_path, workers=1, limits=TEST_LIMITS)
-    stored = read_result(tmp_path / "graded" / "big" / A1)
+    graded = grade_course(course, workers=1, limits=TEST_LIMITS)
+    stored = read_result(course.root / "graded" / "big" / A1.id)
     assert stored.score == 0 and "the limit is 20 MB" in stored.output, stored.output
     assert graded.errors == []
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB: far below 3 GB
@@ -153,7 +154,7 @@ def test_a_sandbox_that_dies_mid_submission_costs_one_test_and_the_rest_is_grade
         return real(self, call, body, on_ask)
 
     monkeypatch.setattr(Worker, "_call", dies_once)
-    with Worker(4, TEST_LIMITS, hide=course.secret_paths()) as worker:
+    with Worker(4, TEST_LIMITS, hide=COURSE.secrets) as worker:
         result = Grader(A1).grade(folder, worker, "ada")
     lost = [t for t in result.tests if t.score < t.max_score]
     assert len(lost) == 1 and "the sandbox was restarted while running this test" in lost[0].output, lost
@@ -161,28 +162,31 @@ def test_a_sandbox_that_dies_mid_submission_costs_one_test_and_the_rest_is_grade
 
 
 def test_a_notebook_that_answers_slowly_is_stopped_by_the_submission_budget(tmp_path) -> None:
-    """Every graded call sleeps just under the per-call limit: once the submission's whole budget is spent, the
-    remaining tests fail at once with the budget's reason, and the worker moves on."""
+    """gradient_descent and minibatch_sgd hang on every hidden case (each call stopped at the per-call limit): once the
+    submission's whole budget is spent, the remaining tests fail at once with the budget's reason, the functions
+    judged before keep their points, and the worker moves on. (Every public example runs before any hidden case, and
+    hidden cases go in the suite's order: these two functions come last.)"""
     slow = samples.build(A1, extra_cells=[
         "import time, functools\n"
-        "def slowly(f):\n"
+        "def hangs_on_hidden_cases(f):\n"
         "    @functools.wraps(f)\n"
-        "    def wrapper(*args, **kwargs):\n"
-        "        time.sleep(1.8)\n"
-        "        return f(*args, **kwargs)\n"
+        "    def wrapper(X, *args, **kwargs):\n"
+        "        if X.shape != (20, 3):  # not the public example\n"
+        "            time.sleep(100)\n"
+        "        return f(X, *args, **kwargs)\n"
         "    return wrapper\n"
-        "for _name in ['normal_equation', 'add_intercept', 'simple_linear_regression', 'mse_loss',\n"
-        "              'mse_gradient', 'gradient_descent', 'minibatch_sgd']:\n"
-        "    globals()[_name] = slowly(globals()[_name])\n"])
+        "gradient_descent = hangs_on_hidden_cases(gradient_descent)\n"
+        "minibatch_sgd = hangs_on_hidden_cases(minibatch_sgd)\n"])
     folder = submit(tmp_path, "slow", slow).parent
-    limits = Limits(cell_seconds=5.0, notebook_seconds=20.0, call_seconds=2.0, submission_seconds=12.0)
+    limits = Limits(cell_seconds=5.0, notebook_seconds=20.0, call_seconds=2.0, submission_seconds=6.0)
     start = time.monotonic()
-    with Worker(5, limits, hide=course.secret_paths()) as worker:
+    with Worker(5, limits, hide=COURSE.secrets) as worker:
         result = Grader(A1).grade(folder, worker, "slow")
     took = time.monotonic() - start
-    assert took < 12.0 + 2 * limits.grader_wait(2.0) + 10  # the budget, one call in flight, start and end
-    assert 0 < result.score < result.max_score
-    assert "used up its time budget (12 s in all)" in "".join(t.output for t in result.tests)
+    assert took < 6.0 + 2 * limits.grader_wait(2.0) + 10  # the budget, one call in flight, start and end
+    lost = {t.name.split(":")[0] for t in result.tests if t.score < t.max_score}
+    assert lost == {"gradient_descent", "minibatch_sgd"}, result.to_json()
+    assert "used up its time budget (6 s in all)" in "".join(t.output for t in result.tests)
 
 
 # -- names reach a TA harmless ---------------------------------------------------------------------------
@@ -191,21 +195,22 @@ def test_a_notebook_that_answers_slowly_is_stopped_by_the_submission_budget(tmp_
 def test_student_names_reach_the_terminal_without_escapes_and_the_csv_without_formulas(tmp_path) -> None:
     """Folder names come from LMS exports and zip_collect: one clears the TA's screen, one is a spreadsheet
     formula. The progress lines and summary show them inert; grades.csv keeps them text."""
+    root = copy_course(tmp_path / "course").root
     for name in ("\x1b[2J\x1b[31mmallory", '=HYPERLINK("evil.invalid","x")', "ada"):
-        submit(tmp_path, name, samples.build(A1, solved=False))
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(tmp_path), "--workers", "1"],
+        submit(root, name, samples.build(A1, solved=False))
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(root), "--workers", "1"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "\x1b" not in done.stdout + done.stderr
     assert "?[2J?[31mmallory" in done.stdout
-    with open(tmp_path / "grades.csv") as f:
+    with open(root / "grades.csv") as f:
         cells = [row[0] for row in csv.reader(f)]
     assert "'=HYPERLINK(\"evil.invalid\",\"x\")" in cells
     assert not any(c.startswith(("=", "+", "-", "@")) for c in cells)
 
 
 def test_feedback_and_results_of_a_refused_submission_still_name_the_function_tests(linked_course) -> None:
-    result = read_result(linked_course / "graded" / "abs" / A1)
-    assert len(result.tests) == len(course.suite(A1).checks)
-    assert failing_functions(result) == set(course.suite(A1).functions)
+    result = read_result(linked_course / "graded" / "abs" / A1.id)
+    assert len(result.tests) == len(A1.suite.checks)
+    assert failing_functions(result) == set(A1.suite.functions)
     assert "symbolic link" in outputs(result, "normal_equation")

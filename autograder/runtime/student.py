@@ -41,6 +41,7 @@ from .protocol import (
     parse,
     send,
 )
+from .relay import forward, pipes, relay
 
 MAX_MESSAGE_CHARS = 500
 _asker: _Asker | None = None  # set in a call server while a call runs
@@ -93,17 +94,9 @@ class _CallRelay:
         if call.key not in self.servers:
             self.servers[call.key] = self._fork_server()
         pid, request_fd, replies = self.servers[call.key]
-        deadline = time.monotonic() + call.seconds
-        try:
-            send(request_fd, call, body, timeout=self.relay_seconds)
-            while True:
-                header, data = replies.recv(max(0.0, deadline - time.monotonic()))
-                message = parse(header, Reply, Ask)
-                if isinstance(message, Reply):
-                    return message, data
-                send(self.to_zygote, message, data)  # a question for the grader, and back with its answer
-                answer, answer_body = inbox.recv(None)
-                send(request_fd, parse(answer, Answer), answer_body, timeout=self.relay_seconds)
+        try:  # its questions go up to the grader, their answers back down to the server
+            return relay(call, body, *pipes(request_fd, replies, self.relay_seconds), forward(self.to_zygote, inbox),
+                         time.monotonic() + call.seconds)
         except (TimeoutError, EOFError, OSError, ProtocolError) as err:
             del self.servers[call.key]
             os.close(request_fd)

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 
 from . import cleanup, confine, seccomp, student
 from .protocol import (
-    Answer,
-    Ask,
     Call,
     CellDone,
     CellsDone,
@@ -56,6 +54,7 @@ from .protocol import (
     parse,
     send,
 )
+from .relay import forward, pipes, relay
 
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
@@ -420,18 +419,10 @@ class Zygote:
         """Relay ``call`` to the student process and its questions to the grader, within the call's deadline."""
         if self.student is None:
             return Reply(StudentError(ErrorKind.DEAD, message="the notebook's process is not running")), b""
-        relay = float(self.limits["relay_seconds"])
-        deadline = time.monotonic() + call.seconds + relay
-        try:
-            send(self.student.to, call, body, timeout=relay)
-            while True:
-                header, data = self.student.replies.recv(max(0.0, deadline - time.monotonic()))
-                message = parse(header, Reply, Ask)
-                if isinstance(message, Reply):
-                    return message, data
-                send(self.out, message, data)
-                answer, answer_body = self.inbox.recv(None)
-                send(self.student.to, parse(answer, Answer), answer_body, timeout=relay)
+        slack = float(self.limits["relay_seconds"])
+        try:  # its questions go up to the grader, their answers back down to the student process
+            below = pipes(self.student.to, self.student.replies, slack)
+            return relay(call, body, *below, forward(self.out, self.inbox), time.monotonic() + call.seconds + slack)
         except ProtocolError as err:
             self._sweep("calls: sweep after a failed relay: ")
             return Reply(forged(err)), b""

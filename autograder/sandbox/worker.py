@@ -49,6 +49,7 @@ from ..runtime.protocol import (
     parse,
     send,
 )
+from ..runtime.relay import TooManyAsks, relay
 from . import bwrap, cgroups, uids
 from .doctor import cgroup_hierarchy, filter_off, has_gpu
 from .limits import Limits
@@ -94,10 +95,6 @@ def compile_runtime(runtime: Path) -> None:
             shutil.copyfile(compiled, target)
         except (OSError, py_compile.PyCompileError):
             continue  # that module is compiled in the sandbox, as before
-
-
-class TooManyAsks(ProtocolError):
-    """A call asked more follow-through questions than ``Limits.asks_per_call``."""
 
 
 AskHandler = Callable[[str, Any], Any]  # (probe, decoded arguments) -> plain value; raise to refuse
@@ -375,20 +372,15 @@ class Worker:
 
     def _call(self, call: Call, body: bytes, on_ask: AskHandler | None) -> CallResult:
         codec = _codec()
-        self._send(call, body)
-        deadline = time.monotonic() + self.limits.grader_wait(call.seconds)
-        for _ in range(self.limits.asks_per_call + 1):  # the answers, then the reply
-            message, data = self._recv(max(0.0, deadline - time.monotonic()), Reply, Ask)
-            if isinstance(message, Reply):
-                if not message.ok:
-                    return CallResult(False, error=message.error)
-                try:
-                    return CallResult(True, value=codec.decode(data, self._decode))
-                except codec.CodecError as err:
-                    return CallResult(False, error=StudentError(ErrorKind.UNSENDABLE, message=f"it returned {err}"))
-            answer, answer_body = self._answer(message, data, on_ask)
-            self._send(answer, answer_body)
-        raise TooManyAsks(f"it asked for a correct helper's value more than {self.limits.asks_per_call:,} times")
+        reply, data = relay(call, body, self._send, lambda seconds: self._recv(seconds, Reply, Ask),
+                            lambda ask, asked: self._answer(ask, asked, on_ask),
+                            time.monotonic() + self.limits.grader_wait(call.seconds), self.limits.asks_per_call)
+        if not reply.ok:
+            return CallResult(False, error=reply.error)
+        try:
+            return CallResult(True, value=codec.decode(data, self._decode))
+        except codec.CodecError as err:
+            return CallResult(False, error=StudentError(ErrorKind.UNSENDABLE, message=f"it returned {err}"))
 
     def _answer(self, ask: Ask, data: bytes, on_ask: AskHandler | None) -> tuple[Answer, bytes]:
         """The reference's value for a follow-through question, or a refusal (never an exception)."""

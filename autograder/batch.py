@@ -216,23 +216,23 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
             workers.append(Worker(i, limits, preload=preload, hide=course.secrets, warm_torch=warm_torch,
                                   probes=probes))
             workers[-1].launch()
-    crew = _Crew({a.id: Grader(a) for a in assignments}, todo, summary, weak)
+    batch = _Batch({a.id: Grader(a) for a in assignments}, todo, summary, weak)
     summary.sandboxes = len(workers)
-    crews = [threading.Thread(target=crew.work, args=(workers[k * size:(k + 1) * size],), daemon=True)
-             for k in range(threads)]
+    running = [threading.Thread(target=batch.work, args=(workers[k * size:(k + 1) * size],), daemon=True)
+               for k in range(threads)]
     try:
-        for thread in crews:
+        for thread in running:
             thread.start()
-        for thread in crews:
+        for thread in running:
             thread.join()
     finally:  # also on Ctrl-C or SIGTERM: no sandbox, process or cgroup outlives the batch
-        crew.stopping.set()
+        batch.stopping.set()
         for worker in workers:
             worker.close()
-        crew.progress.close()
-        for grader in crew.graders.values():
+        batch.progress.close()
+        for grader in batch.graders.values():
             grader.reference.cache.save()
-    if not crew.pending.empty():
+    if not batch.pending.empty():
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
 
@@ -249,7 +249,7 @@ def _teams(n_workers: int, n_jobs: int, share: bool) -> tuple[int, int]:
     return threads, max(1, min(TEAM, n_workers // threads)) if share else 1
 
 
-class _Crew:
+class _Batch:
     """The workers' shared queue of jobs: each worker thread takes the next job until none is left."""
 
     def __init__(self, graders: dict[str, Grader], todo: list[Job], summary: Summary, weak: list[str]) -> None:

@@ -1,7 +1,8 @@
 """The sandbox: the one package that starts processes running student code (``worker.py``), and what it needs.
 
-``limits`` (the budgets), ``bwrap`` (the filesystem view and namespaces), ``cgroups`` (memory and PID limits on
-v1 and v2), ``protections`` (what this machine provides). The code that runs inside is ``autograder/runtime``.
+``limits`` (the budgets), ``bwrap`` (the filesystem view and namespaces), ``cgroups`` (memory, PID and CPU limits
+on v1 and v2), ``uids`` (student uids no two sandboxes share), ``doctor`` (the protections this machine provides).
+The code that runs inside is ``autograder/runtime``.
 """
 
 from .doctor import Protection, has_gpu, protection_table, protections, require_strong

@@ -154,7 +154,8 @@ def demo_course(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: tuple[Path, dict], where: Path,
-                       *options: str, owner: int = TA_UID) -> subprocess.CompletedProcess:
+                       *options: str, owner: int = TA_UID,
+                       grade_args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """Run the image on a fresh copy of the demo course, owned by ``owner`` and readable by all as a TA's folder
     usually is, mounted at /course."""
     shutil.copytree(demo_course[0], where)
@@ -166,7 +167,7 @@ def grade_in_container(request: pytest.FixtureRequest, image: str, demo_course: 
     start = time.perf_counter()
     # one worker: amy and amz are graded one after the other by the same sandbox
     done = subprocess.run([*RUN, "--network", "none", *options, "-v", f"{where}:/course:Z", image, "grade", "/course",
-                           "--workers", "1"], capture_output=True, text=True, timeout=600)
+                           "--workers", "1", *grade_args], capture_output=True, text=True, timeout=600)
     say(request, f"in the container ({' '.join(options) or 'default confinement'}): exit {done.returncode} in "
                  f"{time.perf_counter() - start:.0f} s")
     for line in done.stderr.splitlines():
@@ -201,15 +202,23 @@ def assert_same_grades_as_outside(root: Path, outside: dict, owner: int) -> None
 
 @pytest.mark.container
 @pytest.mark.slow
-def test_image_grades_the_demo_course_like_a_plain_install(request, image, demo_course, tmp_path) -> None:
-    """The plain run (no network, the container's default confinement): every submission gets the scores
-    ``dlgrade grade`` gives it outside; student code runs as an unprivileged uid that cannot read the references;
-    the table says which protections the confinement denies; the TA owns the results."""
-    done = grade_in_container(request, image, demo_course, tmp_path / "course")
+def test_image_refuses_a_plain_run_and_grades_it_when_told_to_accept_the_risk(request, image, demo_course,
+                                                                               tmp_path) -> None:
+    """The plain run (no network, the container's default confinement, which forbids bubblewrap's namespaces) is a
+    weak host: the image refuses to grade and says to add the two capabilities, or to accept the risk. With
+    `--allow-weak-sandbox` every submission gets the scores ``dlgrade grade`` gives it outside (student code runs as
+    an unprivileged uid that cannot read the references), every result records what was off, the TA owns them."""
+    refused = grade_in_container(request, image, demo_course, tmp_path / "refused")
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--cap-add SYS_ADMIN,NET_ADMIN" in refused.stderr and "--allow-weak-sandbox" in refused.stderr
+    assert not (tmp_path / "refused" / "graded").exists()
+    done = grade_in_container(request, image, demo_course, tmp_path / "course", grade_args=("--allow-weak-sandbox",))
     assert done.returncode == 0, done.stdout + done.stderr
     rows = protection_rows(done.stderr)
     assert rows["unprivileged user"] and rows["separate process, plain data only"] and not rows["no network"]
     assert_same_grades_as_outside(tmp_path / "course", demo_course[1], TA_UID)
+    ada = results(tmp_path / "course")[f"ada/{A1.id}"]
+    assert "no network" in ada["extra_data"]["weak_sandbox"]
 
 
 @pytest.mark.container
@@ -224,7 +233,8 @@ def test_image_turns_every_protection_on_with_two_capabilities(request, image, d
         "separate process, plain data only": True, "no network": True,
         "filesystem view without solutions/tests": True, "private /tmp and PID namespace": True,
         "unprivileged user": True, "syscall filter": True, "limits: time, CPU, memory, files": True,
-        "limit on processes": True, "memory and PID cgroup": False, "nothing passes between submissions": True}
+        "limit on processes": True, "memory and PID cgroup": False, "CPU share per sandbox": False,
+        "nothing passes between submissions": True}
     assert_same_grades_as_outside(tmp_path / "course", demo_course[1], TA_UID)
 
 
@@ -301,6 +311,7 @@ def test_image_as_an_indexed_job_of_shards_merges_to_the_single_machine_grades(r
     job = yaml.safe_load((REPO / "deploy" / "grade-job.yaml").read_text())
     n = job["spec"]["completions"]
     (spec,) = job["spec"]["template"]["spec"]["containers"]
+    capabilities = [arg for cap in spec["securityContext"]["capabilities"]["add"] for arg in ("--cap-add", cap)]
     where = tmp_path / "course"
     shutil.copytree(demo_course[0], where)
     for folder, _, files in os.walk(where):
@@ -308,8 +319,9 @@ def test_image_as_an_indexed_job_of_shards_merges_to_the_single_machine_grades(r
             os.chmod(name, 0o755 if name == folder else 0o644)
             os.chown(name, TA_UID, TA_UID)
     start = time.perf_counter()
-    pods = [subprocess.Popen([*RUN, "--network", "none", "-e", f"JOB_COMPLETION_INDEX={i}", "-v", f"{where}:/course:z",
-                              image, *spec["args"], "--workers", "1"], stdout=subprocess.PIPE,
+    pods = [subprocess.Popen([*RUN, "--network", "none", *capabilities, "-e", f"JOB_COMPLETION_INDEX={i}",
+                              "-v", f"{where}:/course:z", image, *spec["args"], "--workers", "1"],
+                             stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for i in range(n)]
     graded = []
     for i, pod in enumerate(pods):

@@ -28,7 +28,8 @@ from conftest import A1, COURSE, REPO
 from autograder import demo, samples
 
 # its module fixtures build a course (or an image) once: every test of this file runs in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("container")
+# the image's build (minutes, the first time) happens in the first test's fixtures
+pytestmark = [pytest.mark.xdist_group("container"), pytest.mark.timeout(1800)]
 
 IMAGE = os.environ.get("DLGRADE_TEST_IMAGE", "localhost/dlgrade")  # another tag keeps parallel checkouts apart
 BASE_IMAGE = "localhost/dlgrade-base"  # what container/build-offline.sh makes with debootstrap

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -24,8 +25,11 @@ from conftest import A1, REPO, copy_course
 from autograder import samples
 from autograder.course import Course, CourseError, find
 
-# the wheel's virtual environment and the course are built once: these tests run in one pytest-xdist worker
-wheel = pytest.mark.xdist_group("wheel_course")
+
+def wheel(test: Callable) -> Callable:
+    """The tests that share the wheel's virtual environment and course (built once): one pytest-xdist worker for
+    them all, and a deadline that leaves room for the wheel's install."""
+    return pytest.mark.xdist_group("wheel_course")(pytest.mark.timeout(1200)(test))
 
 SOFTMAX_ID, SOFTMAX_NB = "a6_softmax", "softmax.ipynb"
 SOFTMAX = """\

@@ -12,24 +12,27 @@ flipped; the two entries of a pair are swapped.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .disclosure import DIFFERS, INF, NAN, WRONG_DTYPE, WRONG_SHAPE, WRONG_TYPE, Problem
+from .disclosure import DIFFERS, INF, NAN, WRONG_DTYPE, WRONG_SHAPE, WRONG_TYPE, Problem, pronoun, said
 from .policy import Tolerance, tolerance
 from .runtime.codec import TensorData
 
 # A check's own diagnosis: the student's and the reference's values -> a fixed sentence when confirmed, else None.
 Hint = Callable[[Any, Any], "str | None"]
 
-SHAPE_HINT = ("the values are right but the shape is not: (d,) is not (d, 1); use .ravel(), .squeeze() or "
+SHAPE_HINT = ("the values are right but the shape is not: (d,) is not (d, 1) or (1, d); use .ravel(), .squeeze() or "
               ".reshape(...) to give the result the documented shape.")
+REORDERED_HINT = ("the values are right and in the right order, but the shape is not: the result holds the expected "
+                  "entries laid out in another shape (a reshape is not a transpose); give it the documented shape.")
 TRANSPOSED_HINT = "the result is transposed: the values are right but rows and columns are swapped."
 SIGN_HINT = "the result has the wrong sign: it is exactly minus the expected one."
-SWAPPED_HINT = "the two values are swapped: return them in the documented order."
+SWAPPED_HINT = "the two values are in the opposite order: the expected pair, swapped."
 
 
 def describe(value: Any, show: bool = True) -> str:
@@ -91,7 +94,8 @@ def _compare(got: Any, want: Any, what: str, safe: str, rule: _Rule) -> Problem 
         return _compare_array_like(got, want, what, safe, rule)
     if isinstance(want, bool) or want is None or isinstance(want, str):
         if got != want or type(got) is not type(want):
-            return Problem(f"{safe} is not what was expected.", f"{what} is {got!r}; expected {want!r}.")
+            return Problem(f"{said(safe, 'is not what was expected')}.",
+                           f"{said(what, 'is')} {got!r}; expected {want!r}.")
         return None
     if isinstance(want, (int, float)):
         return _compare_number(got, want, what, safe, rule)
@@ -108,11 +112,11 @@ def _compare_array_like(got: Any, want: TensorData | np.ndarray, what: str, safe
         if not isinstance(got, TensorData):
             return _type_problem(got, want, what, safe)
         if got.dtype != want.dtype:
-            return Problem(f"{safe} {WRONG_DTYPE} (expected {want.dtype}).",
-                           f"{what} has dtype {got.dtype}; expected {want.dtype}.")
+            return Problem(f"{said(safe, WRONG_DTYPE)} (expected {want.dtype}).",
+                           f"{said(what, 'has')} dtype {got.dtype}; expected {want.dtype}.")
         return _compare_arrays(got.array, want.array, what, safe, rule, want.dtype)
     if isinstance(got, TensorData):
-        return Problem(f"{safe} should be a numpy array, but it is a torch tensor (use .detach().cpu().numpy()).")
+        return Problem(f"{safe} should be a numpy array, not a torch tensor (use .detach().cpu().numpy()).")
     if not isinstance(got, np.ndarray):
         return _type_problem(got, want, what, safe)
     return _compare_arrays(got, want, what, safe, rule, str(want.dtype))
@@ -121,11 +125,11 @@ def _compare_array_like(got: Any, want: TensorData | np.ndarray, what: str, safe
 def _compare_number(got: Any, want: int | float, what: str, safe: str, rule: _Rule) -> Problem | None:
     number = _number(got)
     if number is None:
-        return Problem(f"{safe} {WRONG_TYPE}: it should be a number.",
-                       f"{what} should be a number, but it is {describe(got)}.")
+        return Problem(f"{said(safe, WRONG_TYPE)}: {pronoun(safe)} should be a number.",
+                       f"{what} should be a number, not {describe(got)}.")
     if isinstance(want, int) and not float(number).is_integer():
-        return Problem(f"{safe} should be a whole number (an int), but it is not.",
-                       f"{what} should be an int, but it is {number!r}.")
+        return Problem(f"{safe} should be a whole number (an int), not a fraction.",
+                       f"{what} should be an int, not {number!r}.")
     if isinstance(want, int):
         dtype = "int64"
     else:
@@ -140,10 +144,10 @@ def _compare_number(got: Any, want: int | float, what: str, safe: str, rule: _Ru
 def _compare_sequence(got: Any, want: tuple | list, what: str, safe: str, rule: _Rule) -> Problem | None:
     kind = "tuple" if isinstance(want, tuple) else "list"
     if not isinstance(got, (tuple, list)) or len(got) != len(want):
-        return Problem(f"{safe} {WRONG_TYPE}: it should be a {kind} of the documented length.",
-                       f"{what} should be a {kind} of length {len(want)}, but it is {describe(got)}.")
+        return Problem(f"{said(safe, WRONG_TYPE)}: {pronoun(safe)} should be a {kind} of the documented length.",
+                       f"{what} should be a {kind} of length {len(want)}, not {describe(got)}.")
     for i, (g, w) in enumerate(zip(got, want)):
-        problem = _compare(g, w, f"{what}[{i}]", safe, rule)
+        problem = _compare(g, w, _part(what, f"item {i}"), safe, rule)
         if problem:
             return problem
     return None
@@ -151,21 +155,29 @@ def _compare_sequence(got: Any, want: tuple | list, what: str, safe: str, rule: 
 
 def _compare_dict(got: Any, want: dict, what: str, safe: str, rule: _Rule) -> Problem | None:
     if not isinstance(got, dict):
-        return Problem(f"{safe} {WRONG_TYPE}: it should be a dict with keys {sorted(want)}.",
-                       f"{what} should be a dict with keys {sorted(want)}, but it is {describe(got)}.")
+        return Problem(f"{said(safe, WRONG_TYPE)}: {pronoun(safe)} should be a dict with keys {sorted(want)}.",
+                       f"{what} should be a dict with keys {sorted(want)}, not {describe(got)}.")
     missing = sorted(set(want) - set(got))
     if missing:
-        return Problem(f"{safe} is missing the key(s) {missing}.")
+        keys = f"the key {missing[0]!r}" if len(missing) == 1 else f"the keys {missing}"
+        return Problem(f"{said(safe, 'is')} missing {keys}.")
     for key in want:
-        problem = _compare(got[key], want[key], f"{what}[{key!r}]", f"{safe}[{key!r}]", rule)
+        problem = _compare(got[key], want[key], _part(what, repr(key)), _part(safe, repr(key)), rule)
         if problem:
             return problem
     return None
 
 
+def _part(what: str, part: str) -> str:
+    """A part of a named result, in prose: "in the gradients, 'dW_h'", "in the history, item 2 of 'train_loss'"
+    (never a subscript: "the gradients['dW_h']" reads as code)."""
+    match = re.fullmatch(r"in (.+?), (.+)", what, re.DOTALL)
+    return f"in {match.group(1)}, {part} of {match.group(2)}" if match else f"in {what}, {part}"
+
+
 def _type_problem(got: Any, want: Any, what: str, safe: str) -> Problem:
-    return Problem(f"{safe} {WRONG_TYPE}: it should be {describe(want, False)}.",
-                   f"{what} should be {describe(want)}, but it is {describe(got)}.")
+    return Problem(f"{said(safe, WRONG_TYPE)}: {pronoun(safe)} should be {describe(want, False)}.",
+                   f"{what} should be {describe(want)}, not {describe(got)}.")
 
 
 def _number(value: Any) -> float | int | None:
@@ -195,8 +207,8 @@ ACCEPTED_NARROW = ("float32",)
 
 
 def _narrow_problem(dtype: str, expected: str, what: str, safe: str) -> Problem:
-    return Problem(f"{safe} {WRONG_DTYPE}: {dtype} is too narrow to be graded (expected {expected}).",
-                   f"{what} has dtype {dtype}, too narrow to be graded; expected {expected}.")
+    return Problem(f"{said(safe, WRONG_DTYPE)}: {dtype} is too narrow to be graded (expected {expected}).",
+                   f"{said(what, 'has')} dtype {dtype}, too narrow to be graded; expected {expected}.")
 
 
 def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, rule: _Rule,
@@ -204,8 +216,8 @@ def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, rul
     if got.shape != want.shape:
         return _shape_problem(got, want, what, safe, rule, dtype)
     if want.dtype.kind in "f" and got.dtype.kind not in "fc":
-        return Problem(f"{safe} {WRONG_DTYPE}: it should be floating point.",
-                       f"{what} has integer dtype {got.dtype}; expected floating point ({want.dtype}).")
+        return Problem(f"{said(safe, WRONG_DTYPE)}: {pronoun(safe)} should be floating point.",
+                       f"{said(what, 'has')} integer dtype {got.dtype}; expected floating point ({want.dtype}).")
     if want.dtype.kind == "f" and got.dtype.kind == "f" and got.dtype.itemsize < want.dtype.itemsize:
         if str(got.dtype) not in ACCEPTED_NARROW:  # tolerance comes from the expectation, never from the answer
             return _narrow_problem(str(got.dtype), str(want.dtype), what, safe)
@@ -216,10 +228,11 @@ def _compare_arrays(got: np.ndarray, want: np.ndarray, what: str, safe: str, rul
     w = want.astype(np.float64) if want.dtype.kind not in "c" else want
     bad_nan = np.isnan(g) & ~np.isnan(w)
     if bad_nan.any():
-        return Problem(f"{safe} {NAN}.", f"{what} {NAN} (first at index {_index(bad_nan)}).")
+        return Problem(f"{said(safe, NAN)}.", f"{said(what, NAN)} (first at index {_index(bad_nan)}).")
     bad_inf = np.isinf(g) & ~np.isinf(w)
     if bad_inf.any():
-        return Problem(f"{safe} {INF}: overflow?", f"{what} {INF} (first at index {_index(bad_inf)}): overflow?")
+        return Problem(f"{said(safe, INF)}: overflow?",
+                       f"{said(what, INF)} (first at index {_index(bad_inf)}): overflow?")
     ok = _agree(g, w, dtype, rule)
     if ok.all() and _value_free(g, w, dtype):
         ok = np.abs(w) <= 0  # zeros where the expectation is not numerically zero: no tolerance lets that pass
@@ -236,11 +249,20 @@ def _value_free(g: np.ndarray, w: np.ndarray, dtype: str) -> bool:
 
 def _shape_problem(got: np.ndarray, want: np.ndarray, what: str, safe: str, rule: _Rule,
                    dtype: str) -> Problem:
-    problem = Problem(f"{safe} {WRONG_SHAPE}.", f"{what} has shape {got.shape}; expected {want.shape}.")
-    if got.size == want.size and _equal(got.reshape(want.shape), want, dtype, rule):
-        return problem.with_hint(SHAPE_HINT)
-    if got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, rule):
+    """A shape that differs; a hint only for the one layout of the expected values the student's array is: the same
+    entries with axes of length 1 added or dropped, the transpose, or the same entries in order in another shape."""
+    problem = Problem(f"{said(safe, WRONG_SHAPE)}.", f"{said(what, 'has')} shape {got.shape}; expected {want.shape}.")
+    if got.size != want.size:
+        return problem
+    reshaped = _equal(got.reshape(want.shape), want, dtype, rule)
+    transposed = got.ndim == 2 and got.shape == want.shape[::-1] and _equal(got.T, want, dtype, rule)
+    if reshaped and transposed:  # both readings fit (equal entries, a row or a column): no single diagnosis
+        return problem
+    if transposed:
         return problem.with_hint(TRANSPOSED_HINT)
+    if reshaped:
+        unit_axes = tuple(s for s in got.shape if s != 1) == tuple(s for s in want.shape if s != 1)
+        return problem.with_hint(SHAPE_HINT if unit_axes else REORDERED_HINT)
     return problem
 
 
@@ -258,17 +280,20 @@ def _value_problem(g: np.ndarray, w: np.ndarray, ok: np.ndarray, what: str, safe
     max_rel = float(np.max(rel[np.isfinite(rel)])) if np.isfinite(rel).any() else float("inf")
     where = f" at index {first}" if w.ndim else ""
     value = (f": got {_fmt(g[first] if w.ndim else g)}, expected {_fmt(w[first] if w.ndim else w)}")
-    problem = Problem(f"{safe} {DIFFERS}.",
-                      f"{what} {DIFFERS}{where}{value} ({int((~ok).sum())} of {ok.size} entries differ; max abs "
-                      f"error {max_abs:.3g}, max rel error {max_rel:.3g}; allowed rtol {tol.rtol:g}, "
-                      f"atol {tol.atol:g}).")
+    wrong = int((~ok).sum())
+    count = f"{wrong} of {ok.size} entries {'differs' if wrong == 1 else 'differ'}; " if ok.size > 1 else ""
+    problem = Problem(f"{said(safe, DIFFERS)}.",
+                      f"{said(what, DIFFERS)}{where}{value} ({count}max abs error {max_abs:.3g}, max rel error "
+                      f"{max_rel:.3g}; allowed rtol {tol.rtol:g}, atol {tol.atol:g}).")
+    # each diagnosis must be the only reading of the student's value that gives the expected one
+    found = []
     if g.ndim == 2 and g.shape[0] == g.shape[1] and g.shape[0] > 1 and _equal(g.T, w, dtype, rule):
-        return problem.with_hint(TRANSPOSED_HINT)
+        found.append(TRANSPOSED_HINT)
     if np.any(np.abs(w) > tol.atol) and _equal(-g, w, dtype, rule):
-        return problem.with_hint(SIGN_HINT)
+        found.append(SIGN_HINT)
     if g.shape == (2,) and not np.isclose(w[0], w[1]) and _equal(g[::-1], w, dtype, rule):
-        return problem.with_hint(SWAPPED_HINT)
-    return problem
+        found.append(SWAPPED_HINT)
+    return problem.with_hint(found[0]) if len(found) == 1 else problem
 
 
 def _agree(g: np.ndarray, w: np.ndarray, dtype: str, rule: _Rule) -> np.ndarray:
@@ -305,7 +330,7 @@ def factor_hint(factors: Sequence[tuple[str, float, str]]) -> Hint:
             return None
         for label, factor, advice in factors:
             if np.allclose(g, factor * w, rtol=1e-6, atol=1e-12):
-                return f"your result is exactly {label} times the expected one; {advice}."
+                return f"your result is exactly {label} times the expected one: {advice}."
         return None
 
     return hint

@@ -159,6 +159,8 @@ class Grader:
         functions = [f for f in self.suite.functions if only is None or f in only]
         shares = _balance([[c for c in self.suite.checks if c.function in group]
                            for group in self.suite.groups(functions)], len(team))
+        order = {id(c): i for i, c in enumerate(self.suite.checks)}  # each share judged in suite order
+        shares = [sorted(share, key=lambda c: order[id(c)]) for share in shares]
         done = in_parallel(list(zip(team, shares)), lambda pair: self._run_in_order(pair[1], pair[0]))
         raise_first(done)
         outcomes = sorted((o for share in done for o in share), key=lambda o: self.suite.checks.index(o.check))
@@ -318,20 +320,36 @@ def raise_first(outcomes: list) -> None:
 
 
 def cell_notes(cells: list[Cell], run: Started) -> list[str]:
-    """One line per notebook cell that failed, naming the cell the way a student finds it."""
+    """One line per notebook cell that failed, naming the cell the way a student finds it in Jupyter: by the function
+    or class it defines (else by its first line), its traceback lines quoted from the submitted source."""
+    from .notebook import neutralise_magics
+
     by_index = {c.index: c for c in cells}
+    sources = {c.index: neutralise_magics(c.source) for c in cells if c.kind == "code"}
     notes = []
     for report in run.cells:
         if report.ok:
             continue
         cell = by_index.get(report.index)
-        label = f"cell {report.index}"
-        if cell is not None:
-            label += f" ({cell.grade_id})" if cell.grade_id else f" ({_first_line(cell.source)})"
-        notes.append(f"{label} failed and was skipped: {student_error('it', report.error)}")
+        label = _cell_label(cell) if cell is not None else "a cell"
+        notes.append(f"{label} failed and was skipped: {student_error('it', report.error, sources)}")
     if not run.alive:
         notes.append(f"the notebook stopped: {run.reason}")
     return notes
+
+
+def _cell_label(cell: Cell) -> str:
+    """"the cell defining mse_loss", or "the cell starting `...`": what a student sees of a cell in Jupyter."""
+    import ast
+
+    from .notebook import neutralise_magics
+
+    try:
+        tree = ast.parse(neutralise_magics(cell.source))
+        named = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    except SyntaxError:
+        named = []
+    return f"the cell defining {named[0]}" if named else f"the cell starting `{_first_line(cell.source)}`"
 
 
 def _first_line(source: str) -> str:

@@ -9,8 +9,11 @@ give plain data only.
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import inspect
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -22,11 +25,11 @@ import numpy as np
 
 from . import policy
 from .compare import Hint, compare
-from .disclosure import Problem, exception_type, shown
+from .disclosure import Problem, exception_type, masked, shown
 from .refcache import ReferenceCache
 from .runtime.codec import decode, encode
 from .runtime.probes import run_probe
-from .runtime.protocol import ErrorKind, StudentError
+from .runtime.protocol import ErrorKind, StudentError, TraceFrame
 from .sandbox import CallResult
 from .sandbox.worker import AskHandler
 
@@ -208,6 +211,19 @@ class Mistake:
 
 
 @dataclass(frozen=True)
+class NearMiss:
+    """A plausible mistake beside a catalogued one: the same symptom, another cause. It loses points on its own
+    function, and its feedback must not carry the catalogued mistake's hint (``wrong_hint``), whose diagnosis it
+    does not share; ``feedback``, when given, is a fragment it must get instead."""
+
+    name: str  # what the student did
+    function: str
+    cells: dict[str, str]  # grade_id -> replacement cell source
+    wrong_hint: str  # a fragment of the hint it must not get
+    feedback: str = ""
+
+
+@dataclass(frozen=True)
 class Variant:
     """A correct way to write something the contract allows (the fairness corpus): it must get full marks."""
 
@@ -235,6 +251,7 @@ class Suite:
     coupled: dict[str, list[str]] = field(default_factory=dict)
     mistakes: list[Mistake] = field(default_factory=list)
     variants: list[Variant] = field(default_factory=list)
+    near_misses: list[NearMiss] = field(default_factory=list)  # beside the mistakes: same symptom, another cause
     checks: list[Check] = field(default_factory=list)
     preload: tuple[str, ...] = ()  # modules the probes need in the sandbox (the notebook's imports are added)
     warm_torch: bool = False  # the probes train with optimizers: pay torch's lazy imports once per worker
@@ -263,6 +280,13 @@ class Suite:
             if not any(function in g for g in found):
                 found.append([f for f in wanted if f in group[function]])
         return found
+
+    @staticmethod
+    def near_miss(name: str, function: str, code: str | dict[str, str], wrong_hint: str,
+                  feedback: str = "") -> NearMiss:
+        """A :class:`NearMiss` replacing ``function``'s own cell with ``code`` (or several cells by grade_id), for
+        ``SUITE.near_misses`` (checks import the public API only: ``near_miss = SUITE.near_miss``)."""
+        return NearMiss(name, function, code if isinstance(code, dict) else {function: code}, wrong_hint, feedback)
 
     @property
     def typical_mistakes(self) -> dict[str, str]:
@@ -294,7 +318,8 @@ class Suite:
             args, kwargs = make_args(t)
             changed = t.changed_inputs(function, *args, **kwargs)
             if changed:
-                t.fail(f"{function} changed its input {', '.join(changed)} in place. Work on a copy (e.g. "
+                inputs = f"input {changed[0]}" if len(changed) == 1 else f"inputs {', '.join(changed)}"
+                t.fail(f"{function} changed its {inputs} in place. Work on a copy (e.g. "
                        f"`{changed[0]} = {changed[0]}.copy()`) or build a new array instead: the caller still needs "
                        "the original.")
 
@@ -366,7 +391,7 @@ class Trial:
             on_ask = self.reference.answer(self.stubs, helpers, expected)
         reply = self.student.call(name, args, seconds or self.check.seconds, on_ask=on_ask, fresh=fresh)
         if not reply.ok:
-            raise Failure(student_problem(label or self.check.function, reply.error))
+            raise Failure(student_problem(label or self.check.function, reply.error, _cells_of(self.student)))
         return reply.value
 
     def ref_probe(self, probe: str, **args: Any) -> Any:
@@ -453,18 +478,26 @@ def _same_data(before: Any, after: Any) -> bool:
     return True
 
 
-def student_error(label: str, error: StudentError | None) -> str:
-    """Feedback for an error the student's code raised or caused, with their own traceback lines only."""
-    return shown(student_problem(label, error), public=True)
+def student_error(label: str, error: StudentError | None, cells: Mapping[int, str] | None = None) -> str:
+    """Feedback for an error the student's code raised or caused, with their own traceback lines only (quoted from
+    ``cells``, the submission's code cells by notebook index, when the grader holds them)."""
+    return shown(student_problem(label, error, cells), public=True)
 
 
-def student_problem(label: str, error: StudentError | None) -> Problem:
-    """:func:`student_error` as a :class:`Problem`: a hidden case shows the kind of error and Python's own
-    exception names only (a message, an exit code or a traceback can carry hidden inputs back)."""
+def student_problem(label: str, error: StudentError | None, cells: Mapping[int, str] | None = None) -> Problem:
+    """:func:`student_error` as a :class:`Problem`: a hidden case shows the kind of error, Python's own exception
+    names, the student's failing lines quoted from the submitted cells (``cells``) and the message with every number
+    and quoted value masked (a message, an exit code or a traceback can carry hidden inputs back)."""
     error = error or StudentError(ErrorKind.DEAD, message="no reason was given")
     if error.kind in _BY_KIND:
         return _BY_KIND[error.kind](label, error.message)
-    return _raised(label, error)
+    return _raised(label, error, cells)
+
+
+def _cells_of(student: Any) -> Mapping[int, str] | None:
+    """The code cells the student side ran (index in the notebook -> source), when it says (the sandbox does)."""
+    cells = getattr(student, "cells", None)
+    return cells if isinstance(cells, Mapping) else None
 
 
 def _missing(label: str, message: str) -> Problem:
@@ -499,15 +532,102 @@ _BY_KIND: dict[ErrorKind, Callable[[str, str], Problem]] = {
 }
 
 
-def _raised(label: str, error: StudentError) -> Problem:
-    """An exception the student's code raised: type, message and their own traceback lines, on the public example."""
+def _raised(label: str, error: StudentError, cells: Mapping[int, str] | None = None) -> Problem:
+    """An exception the student's code raised: on the public example its type, message and the student's own
+    traceback lines; on a hidden case Python's name for the type, the same lines quoted from the submitted cells
+    (never the frame's own text, which code can forge), and the message with numbers and quoted values masked (left
+    out where the student's own ``raise`` or ``assert`` wrote it)."""
     if error.type == "NotImplementedError":
         return Problem(f"{label} raised NotImplementedError: it has not been implemented yet.")
-    text = f"{label} raised {error.type or 'an exception'}" + (f": {error.message}" if error.message else "")
-    if error.frames:
-        text += "\n" + "\n".join(f"  {f.filename}, line {f.lineno}, in {f.name}: {f.line}" for f in error.frames)
-    return Problem(f"{label} raised {exception_type(error.type)} (its message and traceback are shown on the public "
-                   "example only).", text)
+    frames = [_frame(f, cells) for f in error.frames]
+    public = f"{label} raised {error.type or 'an exception'}" + (f": {error.message}" if error.message else "")
+    shown_frames = [line for line, _ in frames if line] if cells is not None else [
+        f"  line {f.lineno}, in {f.name}: {f.line}" for f in error.frames]
+    if shown_frames:
+        public += "\n" + "\n".join(shown_frames)
+    kind = exception_type(error.type)
+    quoted = [line for line, _ in frames if line]
+    last = next((statement for line, statement in reversed(frames) if line), None)
+    if cells is None and error.frames:  # no submitted source to read (the notebook's own kernel): its frame text
+        own = error.frames[-1].line.lstrip().startswith(("raise", "assert"))
+    else:  # a raise or assert of the student's own, or code run from a string anywhere on the way
+        own = (isinstance(last, (ast.Raise, ast.Assert))
+               or any(statement is not None and _writes_message(statement) for _, statement in frames))
+    message = ""
+    if error.message and kind != "an exception" and not own:
+        message = masked(error.message, "\n".join(quoted))
+    hidden = f"{label} raised {kind}" + (f": {message}" if message else "")
+    if message != error.message and message:
+        hidden += " (numbers and values from the hidden inputs are masked: # and '…')"
+    if quoted:
+        hidden += "\n" + "\n".join(quoted)
+    elif not message:
+        hidden += " (its message and traceback are shown on the public example only)"
+    return Problem(hidden, public)
+
+
+def _frame(frame: TraceFrame, cells: Mapping[int, str] | None) -> tuple[str, ast.stmt | None]:
+    """One traceback line as the student finds it in Jupyter: the cell named by what it defines, the line number in
+    that cell, the function, and the line itself, all read from the submitted source (``""`` when the frame points
+    at no line of a submitted cell: code the notebook compiled itself, under a name of its choice)."""
+    match = re.fullmatch(r"<cell (\d+)>", frame.filename)
+    source = (cells or {}).get(int(match.group(1))) if match else None
+    lines = source.splitlines() if source is not None else []
+    if not 1 <= frame.lineno <= len(lines):
+        return "", None
+    outline = _outline(source)
+    function = next((name for start, end, name in outline.functions if start <= frame.lineno <= end), "")
+    statement = next((node for node in outline.statements if node.lineno <= frame.lineno <= node.end_lineno), None)
+    where = f"in {function}" if function else "at the cell's top level"
+    return (f"  {outline.name}, line {frame.lineno}, {where}: {lines[frame.lineno - 1].strip()[:200]}",
+            statement)
+
+
+@dataclass(frozen=True)
+class _Outline:
+    name: str  # "the cell defining mse_loss", or "the cell starting `...`"
+    functions: list[tuple[int, int, str]]  # (first line, last line, qualified name), innermost last
+    statements: list[ast.stmt]  # innermost first
+
+
+@functools.lru_cache(maxsize=256)
+def _outline(source: str) -> _Outline:
+    """What a cell defines, where, and its statements: the grader's own parse of the submitted source."""
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return _Outline(f"the cell starting `{first[:50]}`", [], [])
+    named = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    functions: list[tuple[int, int, str]] = []
+    statements: list[ast.stmt] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                statements.append(child)
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    functions.append((child.lineno, child.end_lineno or child.lineno, name))
+                visit(child, f"{name}.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    functions.sort(key=lambda f: f[1] - f[0])  # the innermost (shortest) enclosing definition first
+    statements.sort(key=lambda n: (n.end_lineno or n.lineno) - n.lineno)
+    name = f"the cell defining {named[0]}" if named else f"the cell starting `{first[:50]}`"
+    return _Outline(name, functions, statements)
+
+
+def _writes_message(statement: ast.stmt) -> bool:
+    """Whether the student's own statement chose the exception's message (``raise``, ``assert``, or code it runs
+    from a string), so that the message may carry anything the code computed."""
+    if isinstance(statement, (ast.Raise, ast.Assert)):
+        return True
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("exec", "eval", "compile")
+               for n in ast.walk(statement))
 
 
 @dataclass

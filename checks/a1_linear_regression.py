@@ -10,6 +10,7 @@ SUITE = Suite(
     depends={"gradient_descent": ["mse_gradient"], "minibatch_sgd": ["mse_gradient"]},
 )
 check = SUITE.check
+near_miss = SUITE.near_miss
 
 
 def regression_data(t: Trial, noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -20,11 +21,19 @@ def regression_data(t: Trial, noise: float = 0.5) -> tuple[np.ndarray, np.ndarra
     return X, X @ beta + noise * t.rng.normal(size=n)
 
 
+GRADIENT = "the gradient is (1/n) Xᵀ (X beta − y), with n the number of samples (rows of X)"
+
+
 def gradient_hints(n: int):
-    return [factor_hint([("n", n, "divide the sum by n (use the mean, not the sum)"),
-                         ("1/n", 1 / n, "divide by n only once"),
-                         ("2", 2.0, "the ½ in the loss cancels the 2 from differentiating the square"),
-                         ("-1", -1.0, "the residual is X beta − y, not y − X beta")])]
+    """A gradient off by a known factor. Each states what the factor is and what the gradient must be, not a cause:
+    one factor has several (a sum not divided by n, or divided by the wrong length; a residual y − X beta, or a
+    negated result)."""
+    return [factor_hint([("n", n, f"divide the sum by n, the number of samples: {GRADIENT}"),
+                         ("1/n", 1 / n, f"divide by n only once: {GRADIENT}"),
+                         ("2", 2.0, f"{GRADIENT}, with no factor 2: the ½ in the loss cancels the 2 from "
+                                    "differentiating the square"),
+                         ("-1", -1.0, f"{GRADIENT}: check the sign of the residual, X beta − y, and that nothing "
+                                      "negates the result")])]
 
 
 # -- normal_equation -------------------------------------------------------------------------------
@@ -81,7 +90,8 @@ def simple_linear_regression_matches_the_reference_on_random_data(t: Trial) -> N
     x = t.rng.normal(loc=2.0, size=n)
     y = 1.5 - 0.7 * x + t.rng.normal(scale=0.3, size=n)
     want = np.array(t.ref("simple_linear_regression", x, y), dtype=np.float64)
-    t.expect_close(as_pair(t.call("simple_linear_regression", x, y)), want, "(beta0, beta1)", hints=[swap_hint])
+    t.expect_close(as_pair(t.call("simple_linear_regression", x, y)), want, "the pair (beta0, beta1)",
+                   hints=[swap_hint])
 
 
 def swap_hint(got, want) -> str | None:
@@ -103,8 +113,8 @@ def mse_loss_matches_the_reference_on_random_beta_x_and_y(t: Trial) -> None:
 
 def loss_hints(n: int):
     return [factor_hint([("2", 2.0, "the loss has a ½ in front: 1/(2n) Σ (X beta − y)²"),
-                         ("n", float(n), "divide the sum by 2n"),
-                         ("1/2", 0.5, "the factor is 1/(2n), not 1/(4n)")])]
+                         ("n", float(n), "the loss is 1/(2n) Σ (X beta − y)²: divide the sum by 2n"),
+                         ("1/2", 0.5, "the loss is 1/(2n) Σ (X beta − y)², with a factor 1/(2n) once")])]
 
 
 # -- mse_gradient ----------------------------------------------------------------------------------
@@ -185,16 +195,16 @@ def shuffle_hint(X: np.ndarray, y: np.ndarray, lr: float, n_epochs: int, batch_s
         ("the rows are visited in their original order: shuffle each epoch with perm = rng.permutation(n).",
          [np.arange(n)] * n_epochs),
         ("every epoch visits the rows in the same order: create rng = np.random.default_rng(seed) once, before the "
-         "epoch loop, not inside it.", [np.random.default_rng(seed).permutation(n)] * n_epochs),
-        ("the shuffling comes from numpy's global generator (np.random.seed / np.random.permutation): use "
-         "rng = np.random.default_rng(seed) and rng.permutation(n).", [legacy.permutation(n) for _ in range(n_epochs)]),
+         "epoch loop, and draw a new perm = rng.permutation(n) from it at the start of each epoch.",
+         [np.random.default_rng(seed).permutation(n)] * n_epochs),
+        ("the shuffling comes from numpy's legacy generator (np.random.seed with np.random.permutation, or "
+         "np.random.RandomState): use rng = np.random.default_rng(seed) and rng.permutation(n).",
+         [legacy.permutation(n) for _ in range(n_epochs)]),
     ]
 
     def hint(got, want) -> str | None:
-        for advice, orders in candidates:
-            if matches(got, sgd_with(X, y, lr, batch_size, orders)):
-                return advice
-        return None
+        found = [advice for advice, orders in candidates if matches(got, sgd_with(X, y, lr, batch_size, orders))]
+        return found[0] if len(found) == 1 else None  # two orders that give the same beta: no single diagnosis
 
     return hint
 
@@ -248,7 +258,7 @@ SUITE.mistakes = [
     mistake("simple_linear_regression",
             "def simple_linear_regression(x, y):\n    b1 = np.cov(x, y)[0, 1] / np.var(x)\n"
             "    return y.mean() - b1 * x.mean(), b1\n",
-            "(beta0, beta1) differs from the expected values at index 0"),
+            "the pair (beta0, beta1) differs from the expected values at index 0"),
     mistake("simple_linear_regression",
             "def simple_linear_regression(x, y):\n    dx, dy = x - x.mean(), y - y.mean()\n"
             "    b1 = np.sum(dx * dy) / np.sum(dx ** 2)\n    return b1, y.mean() - b1 * x.mean()\n",
@@ -257,14 +267,14 @@ SUITE.mistakes = [
             "def simple_linear_regression(x, y):\n    raise ValueError('x and y differ in length')\n",
             "simple_linear_regression raised ValueError: x and y differ in length"),
     mistake("mse_loss", "def mse_loss(beta, X, y):\n    return float(np.mean((X @ beta - y) ** 2))\n",
-            "exactly 2 times the expected one; the loss has a ½ in front"),
+            "exactly 2 times the expected one: the loss has a ½ in front"),
     mistake("mse_loss", "# the student deleted the function\n", "`mse_loss` is not defined in your notebook"),
     mistake("mse_gradient", "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y)  # forgot to divide by n\n",
             "exactly n times the expected one", typical=True),
     mistake("mse_gradient", "def mse_gradient(beta, X, y):\n    return 2 * X.T @ (X @ beta - y) / len(y)\n",
             "exactly 2 times the expected one"),
     mistake("mse_gradient", "def mse_gradient(beta, X, y):\n    return X.T @ (y - X @ beta) / len(y)\n",
-            "exactly -1 times the expected one; the residual is X beta − y"),
+            "exactly -1 times the expected one: the gradient is (1/n) Xᵀ (X beta − y)"),
     mistake("gradient_descent",
             _gd_code("    path = []\n    for _ in range(n_steps):\n"
                      "        beta = beta - lr * mse_gradient(beta, X, y)\n        path.append(beta)\n"
@@ -276,10 +286,10 @@ SUITE.mistakes = [
                      "    return np.array(path)\n"),
             "changed its input beta_init in place", advisory=True),
     mistake("minibatch_sgd", _sgd_code("        perm = np.random.default_rng(seed).permutation(n)\n", rng=""),
-            "create rng = np.random.default_rng(seed) once"),
+            "every epoch visits the rows in the same order"),
     mistake("minibatch_sgd", _sgd_code("        perm = np.arange(n)\n"), "visited in their original order"),
     mistake("minibatch_sgd", _sgd_code("        perm = np.random.permutation(n)\n", rng="    np.random.seed(seed)\n"),
-            "numpy's global generator"),
+            "numpy's legacy generator"),
     mistake("minibatch_sgd", _sgd_code("        perm = rng.choice(n, size=n, replace=False)\n"),
             "The contract fixes the shuffling recipe"),
 ]
@@ -318,4 +328,48 @@ SUITE.variants = [
              "            xb, yb = Xs[start:start + batch_size], ys[start:start + batch_size]\n"
              "            beta = beta - lr * mse_gradient(beta, xb, yb)\n"
              "    return beta\n"}),
+]
+
+# Near misses: beside each catalogued mistake with a hint, a plausible mistake with the same symptom and another
+# cause. Each loses points, without the hint whose diagnosis it does not share.
+SUITE.near_misses = [
+    near_miss("ridge-regularised beta returned as a column", "normal_equation",
+              "def normal_equation(X, y):\n"
+              "    return np.linalg.solve(X.T @ X + np.eye(X.shape[1]), X.T @ y).reshape(-1, 1)\n",
+              "the values are right"),
+    near_miss("a sign slip in the intercept (not a swap)", "simple_linear_regression",
+              "def simple_linear_regression(x, y):\n    dx, dy = x - x.mean(), y - y.mean()\n"
+              "    b1 = np.sum(dx * dy) / np.sum(dx ** 2)\n    return y.mean() + b1 * x.mean(), b1\n",
+              "you returned (beta1, beta0)"),
+    near_miss("the loss divided by 2(n - 1)", "mse_loss",
+              "def mse_loss(beta, X, y):\n    return float(np.sum((X @ beta - y) ** 2) / (2 * (len(y) - 1)))\n",
+              "½ in front"),
+    near_miss("a gradient divided by the number of features", "mse_gradient",
+              "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - y) / len(beta)\n",
+              "use the mean, not the sum"),
+    near_miss("the 2 of the square applied to y only", "mse_gradient",
+              "def mse_gradient(beta, X, y):\n    return X.T @ (X @ beta - 2 * y) / len(y)\n",
+              "the ½ in the loss cancels"),
+    near_miss("a correct gradient, negated on return", "mse_gradient",
+              "def mse_gradient(beta, X, y):\n    return -(X.T @ (X @ beta - y) / len(y))\n",
+              "not y − X beta", feedback="exactly -1 times the expected one"),
+    near_miss("the trajectory missing its last row (not its first)", "gradient_descent",
+              _gd_code("    path = [np.array(beta, dtype=float)]\n    for _ in range(n_steps - 1):\n"
+                       "        beta = beta - lr * mse_gradient(beta, X, y)\n        path.append(beta)\n"
+                       "    return np.array(path)\n"),
+              "missing its first row"),
+    near_miss("one permutation drawn before the epoch loop", "minibatch_sgd",
+              _sgd_code("", rng="    rng = np.random.default_rng(seed)\n    perm = rng.permutation(n)\n"),
+              "not inside it", feedback="every epoch visits the rows in the same order"),
+    near_miss("only X shuffled, y left in order", "minibatch_sgd",
+              "def minibatch_sgd(X, y, lr, n_epochs, batch_size, seed):\n"
+              "    rng = np.random.default_rng(seed)\n    beta = np.zeros(X.shape[1])\n"
+              "    for _ in range(n_epochs):\n        perm = rng.permutation(len(y))\n"
+              "        for s in range(0, len(y), batch_size):\n"
+              "            beta = beta - lr * mse_gradient(beta, X[perm[s:s + batch_size]], y[s:s + batch_size])\n"
+              "    return beta\n",
+              "original order"),
+    near_miss("an unseeded generator", "minibatch_sgd",
+              _sgd_code("        perm = rng.permutation(n)\n", rng="    rng = np.random.default_rng()\n"),
+              "legacy generator"),
 ]

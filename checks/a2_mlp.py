@@ -13,6 +13,7 @@ SUITE = Suite(
     preload=("torch",),
 )
 check = SUITE.check
+near_miss = SUITE.near_miss
 
 
 def _z(t: Trial) -> np.ndarray:
@@ -67,16 +68,26 @@ def _shallow_inputs(t: Trial) -> dict:
     return {"x": x, "theta": t.rng.normal(size=(D, 2)), "phi": t.rng.normal(size=D + 1)}
 
 
-def affine_hint(x: np.ndarray):
-    """An output that is a straight line in x: no activation applied."""
+def affine_hint(x: np.ndarray, args: dict | None = None):
+    """An output that is a straight line in x; with the network's ``args``, confirmed as exactly the network without
+    its activation, φ0 + Σ_d φ_d (θ_d0 + θ_d1 x)."""
+    linear = None
+    if args is not None:
+        linear = args["phi"][0] + (args["theta"][:, 0][None, :] + args["theta"][:, 1][None, :] * x[:, None]) @ \
+            args["phi"][1:]
+
     def hint(got, want) -> str | None:
         y = np.asarray(got, dtype=float)
         if y.shape != x.shape:
             return None
-        design = np.stack([np.ones_like(x), x], axis=1)
-        residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
-        if np.allclose(residual, 0, atol=1e-8):
-            return "your output is affine (a straight line) in x: is the activation applied to each hidden unit?"
+        if linear is not None:
+            confirmed = matches(y, linear)
+        else:
+            design = np.stack([np.ones_like(x), x], axis=1)
+            confirmed = np.allclose(y - design @ np.linalg.lstsq(design, y, rcond=None)[0], 0, atol=1e-8)
+        if confirmed:
+            return ("your output is affine (a straight line) in x: it is the network without its activation; apply "
+                    "the activation to each hidden unit, a(θ_d0 + θ_d1 x).")
         return None
 
     return hint
@@ -100,7 +111,7 @@ def shallow_network_matches_the_reference_with_the_default_relu_activation(t: Tr
     args = _shallow_inputs(t)
     got = t.probe("shallow", label="shallow_network", stubs=t.stubs, **args)
     t.expect_close(got, t.ref_probe("shallow", **args), "the network's output",
-                   hints=[affine_hint(args["x"])])
+                   hints=[affine_hint(args["x"], args)])
 
 
 @check("shallow_network", "uses the activation it is given")
@@ -109,7 +120,7 @@ def shallow_network_uses_the_activation_it_is_given(t: Trial) -> None:
     got = t.probe("shallow", label="shallow_network", stubs=t.stubs, **args)
     want = t.ref_probe("shallow", **args)
     t.expect_close(got, want, "the output with a given activation",
-                   hints=[affine_hint(args["x"]), always_relu_hint(args)])
+                   hints=[affine_hint(args["x"], args), always_relu_hint(args)])
 
 
 # -- parameter counts and linear regions -------------------------------------------------------------
@@ -140,14 +151,20 @@ def _dk(t: Trial) -> tuple[int, int]:
 
 
 def udl_hint(D: int, K: int):
-    """One hidden layer too many or too few, or the weights without the biases."""
+    """One hidden layer too many or too few, or the weights without the biases; only when the count is that of
+    exactly one of the usual slips (with small D and K two slips can give the same number)."""
+    def count(k: int) -> int:
+        return 3 * D + 1 + (k - 1) * D * (D + 1)
+
+    slips = {
+        f"your count is the one for {word}: K counts hidden layers, giving K - 1 D-to-D layers.": count(k)
+        for k, word in ((K - 1, "one hidden layer too few"), (K + 1, "one hidden layer too many"))}
+    slips["you counted the weights but not the biases (each layer of width b adds b biases)."] = 2 * D + (K - 1) * D * D
+    others = [3 * D + 1 + (K - 1) * D * D, 2 * D + 1 + (K - 1) * D * (D + 1)]  # D-to-D or input biases forgotten
+
     def hint(got, want) -> str | None:
-        for k, word in ((K - 1, "one hidden layer too few"), (K + 1, "one hidden layer too many")):
-            if got == 3 * D + 1 + (k - 1) * D * (D + 1) and got != want:
-                return f"your count is the one for {word}: K counts hidden layers, giving K - 1 D-to-D layers."
-        if got == 2 * D + (K - 1) * D * D:
-            return "you counted the weights but not the biases (each layer of width b adds b biases)."
-        return None
+        found = [advice for advice, value in slips.items() if got == value and got != want]
+        return found[0] if len(found) == 1 and got not in others else None
 
     return hint
 
@@ -203,7 +220,7 @@ def _module_run(t: Trial, cls: str, args: list, n: int, in_dim: int, activation:
     want = t.ref_probe("module", cls=cls, args=args, x=x, weights=weights, **kw)
     if "out" not in got:
         if got["n_parameters"] == 0 and got["layers_type"] in ("list", "tuple"):
-            t.fail(f"{cls}.parameters() is empty: layers kept in a Python list are invisible to PyTorch; "
+            t.fail(f"`{cls}.parameters()` is empty: layers kept in a Python list are invisible to PyTorch; "
                    "use nn.Sequential (or nn.ModuleList).")
         t.fail(f"{cls}'s Linear layers, in the order forward uses them, are not the expected ones: "
                f"{_expected_layers(cls)}.",
@@ -243,14 +260,17 @@ def mlp_forward_hint(weights: list, x: np.ndarray):
 
 
 def squeeze_hint(got, want) -> str | None:
-    """(n, 1) where (n,) is expected, with the right values."""
-    if got.shape == (*want.shape, 1) and matches(values(got).reshape(want.shape), values(want), 1e-4, 1e-5):
+    """(n, 1) where (n,) is expected (output_dim == 1), with the right values."""
+    if len(want.shape) == 1 and got.shape == (*want.shape, 1) and matches(values(got).reshape(want.shape),
+                                                                         values(want), 1e-4, 1e-5):
         return "with output_dim == 1, squeeze the last dimension so the output has shape (n,)."
     return None
 
 
-def deep_relu_hint(weights: list, x: np.ndarray):
-    """The activation argument ignored: the output is the one with ReLU between the layers."""
+def deep_relu_hint(weights: list, x: np.ndarray, layers: list | None = None, activation: str = ""):
+    """The output is the one with ReLU between the layers: ``layers`` (the type names in the student's
+    ``self.layers``) tells whether ReLU layers were built in place of ``activation``, or the activation layers are
+    there and forward does not use them."""
     z = x.astype(float)
     for k, layer in enumerate(weights):
         z = _linear(z, layer)
@@ -258,7 +278,12 @@ def deep_relu_hint(weights: list, x: np.ndarray):
             z = np.maximum(z, 0.0)
 
     def hint(got, want) -> str | None:
-        if matches(got, z, 1e-3, 1e-4):
+        if not matches(got, z, 1e-3, 1e-4):
+            return None
+        if layers is not None and activation and activation in layers:
+            return (f"the output is the one with ReLU between the layers, though `self.layers` holds {activation} "
+                    "layers: forward should pass x through `self.layers`.")
+        if layers is None or "ReLU" in layers:
             return "create each activation layer with `activation()`, not always nn.ReLU()."
         return None
 
@@ -313,12 +338,12 @@ def deepmlp_layers_is_an_nn_sequential_of_linear_activation_linear(t: Trial) -> 
     want = t.ref_probe("module", cls="DeepMLP", args=[sizes])
     if got["layers"] is None:
         extra = " (a Python list hides the layers from parameters())" if got["layers_type"] in ("list", "tuple") else ""
-        t.fail(f"DeepMLP.layers should be an nn.Sequential{extra}.",
-               f"DeepMLP.layers should be an nn.Sequential; it is a {got['layers_type']}{extra}.")
+        t.fail(f"`DeepMLP.layers` should be an nn.Sequential{extra}.",
+               f"`DeepMLP.layers` should be an nn.Sequential; it is a {got['layers_type']}{extra}.")
     if got["layers"] != want["layers"]:
         hint = _deep_layers_advice(got["layers"], want["layers"])
-        t.fail("DeepMLP(layer_sizes).layers does not alternate Linear and activation layers as expected. " + hint,
-               f"DeepMLP({sizes}).layers is {got['layers']}; expected {want['layers']}. {hint}".rstrip())
+        t.fail("`DeepMLP(layer_sizes).layers` does not alternate Linear and activation layers as expected. " + hint,
+               f"`DeepMLP({sizes}).layers` is {got['layers']}; expected {want['layers']}. {hint}".rstrip())
 
 
 @check("DeepMLP", "forward matches the reference with the same weights", on_devices=True)
@@ -331,8 +356,10 @@ def deepmlp_forward_matches_the_reference_with_the_same_weights(t: Trial) -> Non
 @check("DeepMLP", "uses the activation class it is given", on_devices=True)
 def deepmlp_uses_the_activation_class_it_is_given(t: Trial) -> None:
     sizes = [2, 6, 6, 1]
-    got, want, weights, x = _module_run(t, "DeepMLP", [sizes], 8, 2, activation="Tanh" if t.public else "Sigmoid")
-    t.expect_close(got["out"], want["out"], "DeepMLP(sizes, activation=...)(x)", hints=[deep_relu_hint(weights, x)])
+    activation = "Tanh" if t.public else "Sigmoid"
+    got, want, weights, x = _module_run(t, "DeepMLP", [sizes], 8, 2, activation=activation)
+    t.expect_close(got["out"], want["out"], "DeepMLP(sizes, activation=...)(x)",
+                   hints=[deep_relu_hint(weights, x, got.get("layers"), activation)])
 
 
 # -- the catalogue: known mistakes (each costs only its function) and correct variants (full marks) ---------
@@ -464,4 +491,54 @@ class DeepMLP(nn.Module):
              "    return np.int64(total)\n"}),
     Variant("udl_param_count as a float (the public test accepts it)",
             {"udl_param_count": "def udl_param_count(D, K):\n    return 3.0 * D + 1 + (K - 1) * D * (D + 1)\n"}),
+]
+
+SUITE.mistakes += [
+    # right on the public example (3 hidden units), a crash on a hidden case: the feedback shows the failing line,
+    # Python's name for the error and its message with the hidden case's numbers masked
+    mistake("shallow_network", "def shallow_network(x, theta, phi, activation=relu):\n"
+            "    hidden = activation(theta[:, 0][None, :] + theta[:, 1][None, :] * x[:, None])\n"
+            "    return phi[0] + hidden @ phi[1:4]\n",
+            "line 3, in shallow_network: return phi[0] + hidden @ phi[1:4]"),
+]
+
+# Near misses: beside each catalogued mistake with a hint, a plausible mistake with the same symptom and another
+# cause. Each loses points, without the hint whose diagnosis it does not share.
+SUITE.near_misses = [
+    near_miss("the two columns of theta swapped", "shallow_network",
+              "def shallow_network(x, theta, phi, activation=relu):\n"
+              "    return phi[0] + activation(theta[:, 1][None, :] + theta[:, 0][None, :] * x[:, None]) @ phi[1:]\n",
+              "affine"),
+    near_miss("ReLU applied on top of the given activation", "shallow_network",
+              "def shallow_network(x, theta, phi, activation=relu):\n"
+              "    return phi[0] + activation(relu(theta[:, 0][None, :] + theta[:, 1][None, :] * x[:, None])) "
+              "@ phi[1:]\n",
+              "use the `activation` argument"),
+    near_miss("an unsqueezed output with a sigmoid between the layers", "MLP",
+              MLP_TEMPLATE.format(body="self.fc2(torch.sigmoid(self.fc1(x)))").replace(
+                  "out.squeeze(-1) if out.shape[-1] == 1 else out", "out"),
+              "squeeze the last dimension"),
+    near_miss("ReLU applied to the input instead of the hidden layer", "MLP",
+              MLP_TEMPLATE.format(body="self.fc2(self.fc1(torch.relu(x)))"), "affine in x"),
+    near_miss("a leaky ReLU between fc1 and fc2", "MLP",
+              MLP_TEMPLATE.format(body="self.fc2(nn.functional.leaky_relu(self.fc1(x), 0.1))"),
+              "uses sigmoid between"),
+    near_miss("the absolute value of the output", "MLP",
+              MLP_TEMPLATE.format(body="torch.abs(self.fc2(torch.relu(self.fc1(x))))"),
+              "no activation after fc2"),
+    near_miss("forward applying F.relu to the Linear layers, ignoring the activation layers built", "DeepMLP",
+              _deep(forward="linears = [m for m in self.layers if isinstance(m, nn.Linear)]\n"
+                    "        for layer in linears[:-1]:\n            x = torch.relu(layer(x))\n"
+                    "        return linears[-1](x)"),
+              "not always nn.ReLU()", feedback="forward should pass x through `self.layers`"),
+    near_miss("one bias per layer", "count_mlp_params",
+              "def count_mlp_params(layer_sizes):\n"
+              "    return sum(a * b + 1 for a, b in zip(layer_sizes[:-1], layer_sizes[1:]))\n",
+              "not the biases"),
+    near_miss("the D-to-D layers counted without biases", "udl_param_count",
+              "def udl_param_count(D, K):\n    return 3 * D + 1 + (K - 1) * D * D\n", "one hidden layer too"),
+    near_miss("the input layer's weights forgotten", "udl_param_count",
+              "def udl_param_count(D, K):\n    return 2 * D + 1 + (K - 1) * D * (D + 1)\n", "not the biases"),
+    near_miss("one factor too many", "max_linear_regions",
+              "def max_linear_regions(D, K):\n    return (D + 1) ** (K + 1)\n", "counts joints"),
 ]

@@ -25,6 +25,7 @@ SUITE = Suite(
     warm_torch=True,
 )
 check = SUITE.check
+near_miss = SUITE.near_miss
 # fit_cubic is judged on fresh points x ~ N(0, 1) kept where training data is dense (|x| <= CUBIC_RANGE: 98.8% of
 # the mass; beyond it every model extrapolates and one far point would decide the grade). It passes if its test MSE
 # is at most CUBIC_MSE_FACTOR times the reference's on the same points (the reference trained with the same seed,
@@ -66,17 +67,40 @@ UNMOVED_LOSS = {"x": "the losses are those of batches left where they were: `xb.
                      "leaves xb as it was; write `xb = xb.to(device)`.",
                 "y": "the losses are those of targets left where they were: `yb.to(device)` returns a new tensor; "
                      "write `yb = yb.to(device)`."}
+# The loops are judged on the CPU under another name: a device string that is not the literal "cpu", so that a batch
+# never moved to the device shows on a machine without a GPU (the loader's batches are usable only as .to(device)
+# returns them), while the lecture's `if device != "cpu"` idiom moves them as it would on a GPU.
+CPU_ALIAS = "cpu:0"
+_NOTE = f" (this test passes device={CPU_ALIAS!r}, the CPU under another name, so a missing move shows without a GPU)"
+NEVER_MOVED = {"x": "the weights are those of training on input batches never moved to the device: move each batch "
+                    "as it arrives, `xb = xb.to(device)`" + _NOTE + ".",
+               "y": "the weights are those of training on target batches never moved to the device: move them too, "
+                    "`yb = yb.to(device)`" + _NOTE + ".",
+               "xy": "the weights are those of training on batches never moved to the device: move each batch as it "
+                     "arrives, `xb, yb = xb.to(device), yb.to(device)`" + _NOTE + "."}
+NEVER_MOVED_LOSS = {"x": "the losses are those of input batches never moved to the device: move each batch as it "
+                         "arrives, `xb = xb.to(device)`" + _NOTE + ".",
+                    "y": "the losses are those of target batches never moved to the device: move them too, "
+                         "`yb = yb.to(device)`" + _NOTE + ".",
+                    "xy": "the losses are those of batches never moved to the device: move each batch as it arrives, "
+                          "`xb, yb = xb.to(device), yb.to(device)`" + _NOTE + "."}
+
+ALSO_TARGETS = "The targets are never moved either: write `yb = yb.to(device)` too" + _NOTE + "."
+
+
+def _device(t: Trial) -> str:
+    """The device string a loop is given: the CPU under another name on a CPU, the GPU's own name on a GPU."""
+    return CPU_ALIAS if t.device == "cpu" else t.device
 
 
 def replay_hint(t: Trial, probe: str, args: dict, part: str, cases: list[tuple[dict, str]], iterative: bool = False):
     """A diagnosis confirmed by replaying a mistake on the reference: ``cases`` pairs the probe's extra arguments
-    (``skip``: calls made no-ops; ``unmoved``: what an unassigned .to() scrambles) with the hint they confirm."""
+    (``skip``: calls made no-ops; ``unmoved``: what an unassigned .to() scrambles; ``never_moved``: batches no .to()
+    reached) with the hint they confirm. Only a value that exactly one replay reproduces gets that replay's hint."""
 
     def hint(got, want) -> str | None:
-        for extra, advice in cases:
-            if close(got, t.ref_probe(probe, **args, **extra)[part], iterative):
-                return advice
-        return None
+        found = {advice for extra, advice in cases if close(got, t.ref_probe(probe, **args, **extra)[part], iterative)}
+        return found.pop() if len(found) == 1 else None
 
     return hint
 
@@ -147,13 +171,13 @@ def make_dataloader_keeps_the_order_when_shuffle_is_false(t: Trial) -> None:
 # -- train_one_epoch -----------------------------------------------------------------------------------
 
 TRAIN_MODE = ("the weights are those of training with the model in evaluation mode (batch norm used its running "
-              "statistics): call model.train() at the start of the epoch.")
-ZERO_GRAD = ("the weights are those of training without zeroing the gradients: gradients accumulate across batches "
-             "unless you call optimizer.zero_grad() before each loss.backward().")
+              "statistics): the model must be in training mode for the whole epoch; call model.train() at its start.")
+ZERO_GRAD = ("the weights are those of training where the gradients accumulate across batches: call "
+             "optimizer.zero_grad() before each loss.backward(), once per batch.")
 
 
 def _train(t: Trial, n: int, batch_size: int) -> tuple[dict, dict, dict]:
-    args = _data(t, n) | {"batch_size": batch_size, "lr": 0.1, "momentum": 0.0}
+    args = _data(t, n) | {"batch_size": batch_size, "lr": 0.1, "momentum": 0.0, "device": _device(t)}
     got = t.probe("train_epoch", label="train_one_epoch", **args)
     return got, t.ref_probe("train_epoch", **args), args
 
@@ -161,10 +185,11 @@ def _train(t: Trial, n: int, batch_size: int) -> tuple[dict, dict, dict]:
 def unchanged_hint(state: dict):
     """Weights that did not move at all."""
 
-    def hint(got, want) -> str | None:
-        if close(got, _params(state)):
-            return ("the weights did not change: call optimizer.step() after loss.backward(), and do not zero the "
-                    "gradients between the two.")
+    def hint(got, want) -> str | None:  # exactly the weights it was given: a tiny step is still a step
+        if isinstance(got, dict) and set(got) == set(_params(state)) and all(
+                isinstance(got[k], np.ndarray) and np.array_equal(got[k], v) for k, v in _params(state).items()):
+            return ("the weights did not change: each batch needs loss.backward() and then optimizer.step(), with no "
+                    "zero_grad() between the two.")
         return None
 
     return hint
@@ -186,7 +211,9 @@ def weighted_mean_hint(losses: list, sizes: list):
 def _weights_hints(t: Trial, args: dict) -> list:
     cases = [({"skip": ["train"]}, TRAIN_MODE), ({"skip": ["zero_grad"]}, ZERO_GRAD),
              ({"unmoved": ["x"]}, UNMOVED["x"]), ({"unmoved": ["y"]}, UNMOVED["y"]),
-             ({"unmoved": ["x", "y"]}, UNMOVED["x"])]
+             ({"unmoved": ["x", "y"]}, UNMOVED["x"]), ({"never_moved": ["x"]}, NEVER_MOVED["x"]),
+             ({"never_moved": ["y"]}, NEVER_MOVED["y"]), ({"never_moved": ["x", "y"]}, NEVER_MOVED["xy"]),
+             ({"unmoved": ["x"], "never_moved": ["y"]}, f"{UNMOVED['x']} {ALSO_TARGETS}")]
     return [unchanged_hint(args["state"]),
             replay_hint(t, "train_epoch", args, "params", cases, iterative=True)]
 
@@ -215,7 +242,7 @@ EVAL_MODE = ("the losses are those of the model in training mode (batch norm use
 
 
 def _evaluate(t: Trial) -> tuple[dict, dict]:
-    args = _data(t) | {"batch_size": 4}
+    args = _data(t) | {"batch_size": 4, "device": _device(t)}
     return t.probe("evaluate", label="evaluate", **args), args
 
 
@@ -223,7 +250,9 @@ def _evaluate(t: Trial) -> tuple[dict, dict]:
 def evaluate_computes_the_mean_loss_in_evaluation_mode_batch_norm_s_runnin(t: Trial) -> None:
     got, args = _evaluate(t)
     cases = [({"skip": ["eval"]}, EVAL_MODE), ({"unmoved": ["x"]}, UNMOVED_LOSS["x"]),
-             ({"unmoved": ["y"]}, UNMOVED_LOSS["y"])]
+             ({"unmoved": ["y"]}, UNMOVED_LOSS["y"]), ({"never_moved": ["x"]}, NEVER_MOVED_LOSS["x"]),
+             ({"never_moved": ["y"]}, NEVER_MOVED_LOSS["y"]), ({"never_moved": ["x", "y"]}, NEVER_MOVED_LOSS["xy"]),
+             ({"unmoved": ["x"], "never_moved": ["y"]}, f"{UNMOVED_LOSS['x']} {ALSO_TARGETS}")]
     t.expect_close(got["value"], t.ref_probe("evaluate", **args)["value"], "the mean loss",
                    hints=[replay_hint(t, "evaluate", args, "value", cases)])
 
@@ -538,7 +567,7 @@ SUITE.mistakes = [
         body="        history['train'].append(train_one_epoch(model, train_loader, loss_fn, optimizer, device))\n"
              "        if val_loader is not None:\n"
              "            history['val'].append(evaluate(model, val_loader, loss_fn, device))\n"),
-            "is missing the key(s) ['train_loss', 'val_loss']"),
+            "is missing the keys ['train_loss', 'val_loss']"),
     mistake("fit", _fit_code("        history['train_loss'].append(train_one_epoch(model, train_loader, "
                                    "optimizer, loss_fn, device))\n"
                                    "        if val_loader is not None:\n"
@@ -631,4 +660,170 @@ SUITE.variants = [
         "        if val_loader:\n"
         "            history['val_loss'].append(evaluate(model, val_loader, loss_fn, device=device))\n")}),
     Variant("checkpoints in the PyTorch tutorial's format", SAVE_LOAD),
+]
+
+# Training and evaluation loops as the official PyTorch tutorials write them (Quickstart; "Optimizing Model
+# Parameters": train_loop and test_loop), adapted to the contract's signature and return value.
+TUTORIAL_TRAIN = '''def train_one_epoch(model, dataloader, loss_fn, optimizer, device="cpu"):
+    size = len(dataloader.dataset)
+    model.train()
+    total = 0.0
+    for batch, (X, y) in enumerate(dataloader):
+        X, y = X.to(device), y.to(device)
+
+        # Compute prediction error
+        pred = model(X)
+        loss = loss_fn(pred, y)
+
+        # Backpropagation
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+        total += loss.item()
+        if batch % 100 == 0:
+            loss, current = loss.item(), (batch + 1) * len(X)
+            print(f"loss: {loss:>7f}  [{current:>5d}/{size:>5d}]")
+    return total / len(dataloader)
+'''
+TUTORIAL_TRAIN_LOOP = '''def train_one_epoch(model, dataloader, loss_fn, optimizer, device="cpu"):
+    size = len(dataloader.dataset)
+    num_batches = len(dataloader)
+    # Set the model to training mode - important for batch normalization and dropout layers
+    model.train()
+    train_loss = 0
+    for batch, (X, y) in enumerate(dataloader):
+        X, y = X.to(device), y.to(device)
+        pred = model(X)
+        loss = loss_fn(pred, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        train_loss += loss.item()
+        if batch % 100 == 0:
+            loss, current = loss.item(), batch * dataloader.batch_size + len(X)
+            print(f"loss: {loss:>7f}  [{current:>5d}/{size:>5d}]")
+    return train_loss / num_batches
+'''
+TUTORIAL_TEST_LOOP = '''def evaluate(model, dataloader, loss_fn, device="cpu"):
+    # Set the model to evaluation mode - important for batch normalization and dropout layers
+    model.eval()
+    size = len(dataloader.dataset)
+    num_batches = len(dataloader)
+    test_loss, correct = 0, 0
+    # Evaluating the model with torch.no_grad() ensures that no gradients are computed during test mode
+    with torch.no_grad():
+        for X, y in dataloader:
+            X, y = X.to(device), y.to(device)
+            pred = model(X)
+            test_loss += loss_fn(pred, y).item()
+            correct += (pred.argmax(1) == y).type(torch.float).sum().item()
+    test_loss /= num_batches
+    correct /= size
+    print(f"Test Error: Accuracy: {(100*correct):>0.1f}%, Avg loss: {test_loss:>8f}")
+    return test_loss
+'''
+TEXTBOOK_EVALUATE = '''def evaluate(model, loader, loss_fn, device="cpu"):
+    model.eval()
+    loss_val = 0.0
+    with torch.no_grad():
+        for imgs, labels in loader:
+            imgs = imgs.to(device=device)
+            labels = labels.to(device=device)
+            outputs = model(imgs)
+            loss_val += loss_fn(outputs, labels).item()
+    return loss_val / len(loader)
+'''
+TUTORIAL_FIT = '''def fit(model, train_loader, loss_fn, optimizer, n_epochs, device="cpu", val_loader=None):
+    history = {"train_loss": [], "val_loss": []}
+    for t in range(n_epochs):
+        print(f"Epoch {t+1}\\n-------------------------------")
+        history["train_loss"].append(train_one_epoch(model, train_loader, loss_fn, optimizer, device))
+        if val_loader is not None:
+            history["val_loss"].append(evaluate(model, val_loader, loss_fn, device))
+    print("Done!")
+    return history
+'''
+WEIGHTED = ("def train_one_epoch(model, dataloader, loss_fn, optimizer, device='cpu'):\n"
+            "    model.train()\n    total = 0.0\n"
+            "    for X, y in dataloader:\n        X, y = X.to(device), y.to(device)\n"
+            "        optimizer.zero_grad()\n        loss = loss_fn(model(X), y)\n"
+            "        loss.backward()\n        optimizer.step()\n        total += loss.item() * len(X)\n"
+            "    return total / len(dataloader.dataset)\n")
+
+SUITE.mistakes += [
+    mistake("train_one_epoch", _train_code(ZERO + STEP + TAIL + KEEP), "batches never moved to the device"),
+    mistake("train_one_epoch", _train_code("        xb = xb.to(device)\n" + ZERO + STEP + TAIL + KEEP),
+            "target batches never moved to the device"),
+    mistake("train_one_epoch", _train_code("        yb = yb.to(device)\n" + ZERO + STEP + TAIL + KEEP),
+            "input batches never moved to the device"),
+    mistake("train_one_epoch", WEIGHTED, "the plain mean of the batch losses, not one weighted by batch size"),
+    mistake("evaluate", _evaluate_code("    with torch.no_grad():\n        for xb, yb in loader:\n"
+                                       "            losses.append(loss_fn(model(xb), yb).item())\n"),
+            "the losses are those of batches never moved to the device"),
+    mistake("evaluate", _evaluate_code("    with torch.no_grad():\n        for xb, yb in loader:\n"
+                                       "            xb = xb.to(device)\n"
+                                       "            losses.append(loss_fn(model(xb), yb).item())\n"),
+            "target batches never moved to the device"),
+]
+
+SUITE.variants += [
+    Variant("train_one_epoch as the PyTorch Quickstart's train loop", {"train_one_epoch": TUTORIAL_TRAIN}),
+    Variant("train_one_epoch as the PyTorch tutorial's train_loop (len(dataloader.dataset), batch_size)",
+            {"train_one_epoch": TUTORIAL_TRAIN_LOOP}),
+    Variant("train_one_epoch moving with .to(device=device, non_blocking=True)",
+            {"train_one_epoch": _train_code("        xb = xb.to(device=device, non_blocking=True)\n"
+                                            "        yb = yb.to(device=device, non_blocking=True)\n"
+                                            + ZERO + STEP + TAIL + KEEP)}),
+    Variant("train_one_epoch converting with .float() before moving",
+            {"train_one_epoch": _train_code("        xb, yb = xb.float().to(device), yb.float().to(device)\n"
+                                            + ZERO + STEP + TAIL + KEEP)}),
+    Variant("train_one_epoch unpacking each batch through a generator",
+            {"train_one_epoch": "def train_one_epoch(model, loader, loss_fn, optimizer, device='cpu'):\n"
+             "    model.train()\n    running, count = 0.0, 0\n"
+             "    for batch in loader:\n        inputs, targets = (t.to(device) for t in batch)\n"
+             "        optimizer.zero_grad()\n        loss = loss_fn(model(inputs), targets)\n"
+             "        loss.backward()\n        optimizer.step()\n        running += loss.item()\n        count += 1\n"
+             "    return running / count\n"}),
+    Variant("evaluate as the PyTorch tutorial's test_loop (accuracy and average loss printed)",
+            {"evaluate": TUTORIAL_TEST_LOOP}),
+    Variant("evaluate in a textbook's style (.to(device=device), averaged over len(loader))",
+            {"evaluate": TEXTBOOK_EVALUATE}),
+    Variant("fit printing its epochs as the PyTorch tutorial does", {"fit": TUTORIAL_FIT}),
+]
+
+# Near misses: beside each catalogued mistake with a hint, a plausible mistake with the same symptom and another
+# cause. Each loses points, without the hint whose diagnosis it does not share.
+SUITE.near_misses = [
+    near_miss("a loss scaled by the batch size (gradients zeroed)", "train_one_epoch",
+              _train_code(MOVE + ZERO + "        loss = loss_fn(model(xb), yb) * len(xb)\n" + TAIL + KEEP),
+              "accumulate across batches"),
+    near_miss("a loss scaled down a thousandfold: tiny steps, but steps", "train_one_epoch",
+              _train_code(MOVE + ZERO + "        loss = loss_fn(model(xb), yb) / 1000\n" + TAIL + KEEP),
+              "the weights did not change"),
+    near_miss("inputs never moved, the targets moved inside the loss call (not an unassigned .to)",
+              "train_one_epoch", _train_code(ZERO + "        loss = loss_fn(model(xb), yb.to(device))\n" + TAIL + KEEP),
+              "`xb.to(device)` returns a new tensor", feedback="input batches never moved to the device"),
+    near_miss("targets never moved, the inputs moved inside the model call (not an unassigned .to)",
+              "train_one_epoch", _train_code(ZERO + "        loss = loss_fn(model(xb.to(device)), yb)\n" + TAIL + KEEP),
+              "`yb.to(device)` returns a new tensor", feedback="target batches never moved to the device"),
+    near_miss("the first batch's loss returned", "train_one_epoch",
+              _train_code(MOVE + ZERO + STEP + TAIL + KEEP).replace("float(np.mean(losses))", "losses[0]"),
+              "the last batch's loss"),
+    near_miss("two optimizer steps per batch, in training mode", "train_one_epoch",
+              _train_code(MOVE + ZERO + STEP + TAIL + "        optimizer.step()\n" + KEEP),
+              "in evaluation mode"),
+    near_miss("the batch losses summed, then divided by the number of samples", "train_one_epoch",
+              WEIGHTED.replace("loss.item() * len(X)", "loss.item()"), "weighted by batch size"),
+    near_miss("evaluate returning the sum of the batch losses, in evaluation mode", "evaluate",
+              _evaluate_code("    with torch.no_grad():\n        for xb, yb in loader:\n"
+                             "            xb, yb = xb.to(device), yb.to(device)\n"
+                             "            losses.append(loss_fn(model(xb), yb).item())\n"
+                             ).replace("float(np.mean(losses))", "float(np.sum(losses))"),
+              "call model.eval()"),
+    near_miss("evaluate never moving its inputs (not an unassigned .to)", "evaluate",
+              _evaluate_code("    with torch.no_grad():\n        for xb, yb in loader:\n"
+                             "            yb = yb.to(device)\n"
+                             "            losses.append(loss_fn(model(xb), yb).item())\n"),
+              "`xb.to(device)` returns a new tensor", feedback="input batches never moved to the device"),
 ]

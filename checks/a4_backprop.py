@@ -11,6 +11,7 @@ SUITE = Suite(
     depends={"forward": ["sigmoid"], "backward": ["sigmoid_derivative"]},
 )
 check = SUITE.check
+near_miss = SUITE.near_miss
 make_function = course_probes(__file__).make_function  # the probes' test functions, on the grader's side too
 
 
@@ -73,14 +74,22 @@ def _grads(got) -> dict:
 
 
 def _pre_activation(net: dict, cache: dict):
+    """The sigmoid's derivative taken at Z instead of A, in the output layer, the hidden layer or both: confirmed when
+    a wrong gradient is exactly what that gives (and every other gradient is right or follows from it)."""
     A_h, A_o, Z_h, Z_o = cache["A_h"], cache["A_o"], cache["Z_h"], cache["Z_o"]
-    d_o = (A_o - net["Y"]) * Z_o * (1 - Z_o)
-    d_h = (d_o @ net["W_o"].T) * Z_h * (1 - Z_h)
+    X, W_o = net["X"], net["W_o"]
+    good_o = (A_o - net["Y"]) * A_o * (1 - A_o)
+    wrong_o = (A_o - net["Y"]) * Z_o * (1 - Z_o)
+    candidates = []  # (dW_o, dW_h) when the output layer, the hidden layer or both use Z
+    for d_o, hidden in ((wrong_o, "A"), (good_o, "Z"), (wrong_o, "Z")):
+        d_h = (d_o @ W_o.T) * ((Z_h * (1 - Z_h)) if hidden == "Z" else (A_h * (1 - A_h)))
+        candidates.append((A_h.T @ d_o, X.T @ d_h))
 
     def pre_activation(got, want) -> str | None:
         g = _grads(got)
-        if matches(g.get("dW_o"), A_h.T @ d_o) or matches(g.get("dW_h"), net["X"].T @ d_h):
-            return "sigmoid_derivative takes the activation A, not the pre-activation Z."
+        if any(matches(g.get("dW_o"), dW_o) and matches(g.get("dW_h"), dW_h) for dW_o, dW_h in candidates):
+            return ("the derivative of the sigmoid was taken at the pre-activation Z: sigmoid_derivative takes the "
+                    "activation A = sigmoid(Z), not the pre-activation Z.")
         return None
 
     return pre_activation
@@ -96,9 +105,12 @@ def _transposed(got, want) -> str | None:
 
 
 def _unsummed(got, want) -> str | None:
+    """A bias gradient with one row per sample (or per part of the batch) whose rows add up to the expected one: it
+    must be summed. A summed gradient kept as shape (1, h) (keepdims=True) is right in values and gets the generic
+    shape hint instead."""
     for key in ("db_h", "db_o"):
         g = np.asarray(_grads(got).get(key))
-        if g.ndim == 2 and matches(g.sum(axis=0), want[key]):
+        if g.ndim == 2 and g.shape[0] > 1 and matches(g.sum(axis=0), want[key]):
             return f"{key} must be summed over the rows (samples): δ.sum(axis=0)."
     return None
 
@@ -114,7 +126,8 @@ def _averaged(n: int):
 
 def _sign(got, want) -> str | None:
     if all(matches(_grads(got).get(k), -w) for k, w in want.items()):
-        return "every gradient has the wrong sign: the output error is δ_o = (A_o − Y) · A_o(1 − A_o), not (Y − A_o)."
+        return ("every gradient has the wrong sign, each exactly minus the expected one: the output error is "
+                "δ_o = (A_o − Y) · A_o(1 − A_o), and the gradients are returned as computed, not negated.")
     return None
 
 
@@ -218,6 +231,47 @@ def numerical_gradient_leaves_x_as_it_was(t: Trial) -> None:
              "numerical_gradient left x changed: restore each entry after perturbing it (x[i] = old).")
 
 
+# The contract's default step. With f = Σ w sin(k x) the error of a central difference is relative, k² eps² / 6 of
+# the gradient: with STEEP_K = 300 a default of 1e-5 is off by 1.5e-6 of the gradient (the float64 tolerance is 1e-7),
+# while rounding at 1e-6 stays near 1e-10.
+DEFAULT_EPS, STEEP_K = 1e-6, 300.0
+
+
+def _default_eps_hint(args: dict):
+    """The student's default eps is another power of ten: confirmed by replaying central differences with it."""
+    f, x = make_function(args["kind"], args["params"]), args["x"]
+
+    def central(eps: float) -> np.ndarray:
+        grad = np.zeros(x.shape)
+        for i in np.ndindex(x.shape):
+            step = np.zeros(x.shape)
+            step[i] = eps
+            grad[i] = (f(x + step) - f(x - step)) / (2 * eps)
+        return grad
+
+    candidates = {eps: central(eps) for eps in (1e-2, 1e-3, 1e-4, 1e-5, 1e-7, 1e-8)}
+
+    def hint(got, want) -> str | None:
+        found = [eps for eps, value in candidates.items() if matches(got, value, 1e-7, 1e-9)]
+        if len(found) == 1:
+            return (f"these are central differences with eps = {found[0]:g}: the default must be eps=1e-6, as the "
+                    "contract says (numerical_gradient(f, x) is called without eps).")
+        return None
+
+    return hint
+
+
+@check("numerical_gradient", "uses the default eps=1e-6 when called without eps")
+def numerical_gradient_uses_the_default_eps_1e_6_when_called_without_eps(t: Trial) -> None:
+    shape = (3,) if t.public else tuple(int(s) for s in t.rng.integers(1, 4, size=int(t.rng.integers(1, 3))))
+    args = {"kind": "steep", "params": {"w": t.rng.normal(size=shape), "k": STEEP_K},
+            "x": t.rng.uniform(-1, 1, size=shape), "eps": None}
+    got = t.probe("numgrad", label="numerical_gradient", **args)
+    want = t.ref_probe("numgrad", **args)
+    t.expect_close(got["grad"], want["grad"], "the numerical gradient with the default eps",
+                   hints=[_default_eps_hint(args)])
+
+
 @check("relative_error", "matches max |a - b| / max(1e-8, |a| + |b|)")
 def relative_error_matches_max_a_b_max_1e_8_a_b(t: Trial) -> None:
     a = t.rng.normal(size=(3, 4))
@@ -245,7 +299,7 @@ def _numgrad_code(body: str) -> str:
 
 SUITE.mistakes = [
     mistake("backward", _backward("(A_o - Y) * sigmoid_derivative(Z_o)", "(delta_o @ W_o.T) * sigmoid_derivative(Z_h)",
-                                  RIGHT), "takes the activation A, not the pre-activation Z"),
+                                  RIGHT), "not the pre-activation Z"),
     mistake("backward", _backward(D_O, D_H, GRADS.format("(X.T @ delta_h).T", "delta_h.sum(axis=0)")),
             "dW_h is transposed"),
     mistake("backward", _backward(D_O, D_H, GRADS.format("X.T @ delta_h", "delta_h")), "summed over the rows"),
@@ -268,7 +322,7 @@ SUITE.mistakes = [
     mistake("sigmoid", "def sigmoid(z):\n    return 1 / (1 + np.exp(-z))\n", "sigmoid warned", advisory=True),
     mistake("forward", "def forward(X, W_h, b_h, W_o, b_o):\n    Z_h = X @ W_h + b_h\n    A_h = sigmoid(Z_h)\n"
             "    Z_o = A_h @ W_o + b_o\n    return {'Z_h': Z_h, 'A_h': A_h, 'Z_o': Z_o, 'A_o': Z_o}\n",
-            "['A_o'] differs"),
+            "in the cache, 'A_o' differs"),
     mistake("relative_error", "def relative_error(a, b):\n    return float(np.max(np.abs(a - b)))\n", "relative error",
             typical=True),
 ]
@@ -297,4 +351,48 @@ SUITE.variants = [
     Variant("relative_error with np.where", {"relative_error": "def relative_error(a, b):\n"
                                              "    num, den = np.abs(a - b), np.abs(a) + np.abs(b)\n"
                                              "    return float(np.max(num / np.where(den > 1e-8, den, 1e-8)))\n"}),
+]
+
+SUITE.mistakes += [
+    mistake("numerical_gradient", "def numerical_gradient(f, x, eps=1e-4):\n    grad = np.zeros(x.shape)\n"
+            "    for i in np.ndindex(x.shape):\n        plus, minus = x.copy(), x.copy()\n"
+            "        plus[i] += eps\n        minus[i] -= eps\n"
+            "        grad[i] = (f(plus) - f(minus)) / (2 * eps)\n    return grad\n",
+            "these are central differences with eps = 0.0001"),
+]
+
+# Near misses: beside each catalogued mistake with a hint, a plausible mistake with the same symptom and another
+# cause. Each loses points, without the hint whose diagnosis it does not share.
+SUITE.near_misses = [
+    near_miss("the output error without the sigmoid's derivative (a cross-entropy delta)", "backward",
+              _backward("A_o - Y", D_H, RIGHT), "pre-activation Z"),
+    near_miss("dW_h reshaped to (h, d): a reshape, not a transpose", "backward",
+              _backward(D_O, D_H, GRADS.format("(X.T @ delta_h).reshape(W_o.shape[0], X.shape[1])",
+                                               "delta_h.sum(axis=0)")),
+              "dW_h is transposed"),
+    near_miss("bias gradients summed with keepdims=True, shape (1, h)", "backward",
+              _backward(D_O, D_H, "{'dW_h': X.T @ delta_h, 'db_h': delta_h.sum(axis=0, keepdims=True), "
+                                  "'dW_o': A_h.T @ delta_o, 'db_o': delta_o.sum(axis=0, keepdims=True)}"),
+              "summed over the rows"),
+    near_miss("only the output layer's gradients divided by n", "backward",
+              _backward(D_O, D_H, "{'dW_h': X.T @ delta_h, 'db_h': delta_h.sum(axis=0), "
+                                  "'dW_o': A_h.T @ delta_o / len(X), 'db_o': delta_o.sum(axis=0) / len(X)}"),
+              "do not divide the gradients by n"),
+    near_miss("correct gradients negated on return", "backward",
+              _backward(D_O, D_H, "{k: -v for k, v in " + RIGHT + ".items()}"),
+              "not (Y − A_o)", feedback="every gradient has the wrong sign"),
+    near_miss("a central difference without the 2 in its denominator", "numerical_gradient",
+              _numgrad_code("        x[i] = old + eps\n        plus = f(x)\n        x[i] = old - eps\n"
+                            "        minus = f(x)\n        x[i] = old\n        grad[i] = (plus - minus) / eps\n"),
+              "one-sided difference"),
+    near_miss("every entry moved at once (a directional difference)", "numerical_gradient",
+              _numgrad_code("        grad[i] = (f(x + eps) - f(x - eps)) / (2 * eps)\n"),
+              "x is not put back"),
+    near_miss("a one-sided difference with the default eps (not another eps)", "numerical_gradient",
+              "def numerical_gradient(f, x, eps=1e-6):\n    grad = np.zeros(x.shape)\n"
+              "    for i in np.ndindex(x.shape):\n        plus = x.copy()\n        plus[i] += eps\n"
+              "        grad[i] = (f(plus) - f(x)) / eps\n    return grad\n",
+              "central differences with eps", feedback="one-sided difference"),
+    near_miss("the derivative of tanh instead", "sigmoid_derivative",
+              "def sigmoid_derivative(a):\n    return 1 - a ** 2\n", "do not apply sigmoid again"),
 ]

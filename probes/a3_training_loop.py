@@ -52,11 +52,57 @@ def scramble(batch):
     return 0.5 - batch.flip(0)
 
 
+def unmoved_data(batch):
+    """What a batch holds until it is moved to a device other than the literal ``"cpu"``: its rows rolled by one and
+    rescaled (the data is usable only as ``xb.to(device)`` returns it)."""
+    return 1.5 * batch.roll(1, 0) + 0.25
+
+
+# Tensor methods a student may call on a batch before moving it (``xb.float().to(device)``, ``xb.view(n, -1)``): on
+# a batch they give a batch again, whose clean copy is the same method applied to the clean data.
+SHADOWED = ("float", "double", "view", "reshape", "flatten", "unsqueeze", "squeeze", "type", "contiguous", "clone",
+            "detach", "view_as", "reshape_as", "cpu", "__getitem__")
+
+
+def _moves(args: tuple, kwargs: dict) -> bool:
+    """Whether a ``.to(...)`` call names a device (or a tensor to follow), not only a dtype."""
+    torch = _torch()
+    return "device" in kwargs or any(isinstance(a, (str, torch.device, torch.Tensor)) for a in args)
+
+
+def _shadow(batch, result, clean):
+    """``result`` of a method called on ``batch``, as a batch again whose clean copy is ``clean``."""
+    torch = _torch()
+    if not isinstance(result, torch.Tensor) or not isinstance(clean, torch.Tensor):
+        return result
+    if result is batch:
+        return batch
+    out = result.as_subclass(type(batch))
+    out.clean = clean
+    return out
+
+
+def _shadowed(name: str):
+    """The Tensor method ``name`` for a batch: applied to its data and to its clean copy alike."""
+    torch = _torch()
+
+    def method(self, *args, **kwargs):
+        result = getattr(torch.Tensor, name)(self.as_subclass(torch.Tensor), *args, **kwargs)
+        clean = self.__dict__.get("clean")
+        if clean is None:
+            return result
+        return _shadow(self, result, getattr(torch.Tensor, name)(clean, *args, **kwargs))
+
+    method.__name__ = name
+    return method
+
+
 def _batch_class():
     torch = _torch()
 
     class Batch(torch.Tensor):
-        """A batch whose ``.to()`` returns a clean copy of its data and scrambles the batch itself."""
+        """A batch whose ``.to(device)`` returns a clean copy of its data and scrambles the batch itself; until then
+        it holds :func:`unmoved_data` when the loader's device is not the literal "cpu"."""
 
         __torch_function__ = torch._C._disabled_torch_function_impl  # results of operations are plain tensors
 
@@ -64,41 +110,48 @@ def _batch_class():
             clean = self.__dict__.get("clean")
             if clean is None:
                 return torch.Tensor.to(self.as_subclass(torch.Tensor), *args, **kwargs)
+            if not _moves(args, kwargs):  # a dtype only: still where it was
+                return _shadow(self, torch.Tensor.to(self.as_subclass(torch.Tensor), *args, **kwargs),
+                               torch.Tensor.to(clean, *args, **kwargs))
             moved = torch.Tensor.to(clean, *args, **kwargs)
             with torch.no_grad():
                 torch.Tensor.copy_(self, scramble(clean))
             return moved.clone() if moved is clean else moved
 
+    for name in SHADOWED:
+        setattr(Batch, name, _shadowed(name))
     return Batch
 
 
-class _Loader:
-    """Yields (x, y) batches in order. Each batch's ``.to()`` returns a clean copy of it and scrambles the batch
-    itself: ``xb = xb.to(device)`` trains on the data, ``xb.to(device)`` on its own line (the lecture's bug, a no-op
-    on a CPU) trains on scrambled data, so the weights show it on any device, and code that never calls ``.to`` on
-    a CPU device works. ``unmoved`` names what arrives scrambled already and is never touched by ``.to``: what the
-    bug gives, replayed on the reference (a diagnosis)."""
+def _loader(x, y, batch_size: int, device: str = "cpu", unmoved: list | tuple = (), never_moved: list | tuple = ()):
+    """A real ``torch.utils.data.DataLoader`` over a ``TensorDataset`` of (x, y), in order, whose batches (lists
+    ``[xb, yb]``, as a DataLoader gives them) are :func:`_batch_class` tensors: ``xb = xb.to(device)`` trains on the
+    data, ``xb.to(device)`` on its own line (the lecture's bug, a no-op on a CPU) trains on scrambled data, and on
+    a device other than the literal ``"cpu"`` (the checks use ``"cpu:0"``) a batch never moved holds
+    :func:`unmoved_data`: both mistakes show in the weights on any machine, while code that never calls ``.to`` on
+    ``"cpu"`` (the lecture's ``if device != "cpu"`` idiom) works. ``unmoved`` and ``never_moved`` name the parts
+    that arrive already scrambled (an unassigned ``.to``) or as unmoved data (no ``.to`` at all), as plain tensors
+    untouched by ``.to``: each mistake, replayed on the reference (a diagnosis)."""
+    torch = _torch()
+    batch_class = _batch_class()
+    data = torch.utils.data.TensorDataset(torch.tensor(x), torch.tensor(y))
+    needs_move = str(device) != "cpu"
 
-    def __init__(self, x, y, batch_size: int, unmoved: list | tuple = ()) -> None:
-        torch = _torch()
-        self.batch = _batch_class()
-        self.x, self.y = torch.tensor(x), torch.tensor(y)
-        self.batch_size, self.unmoved = batch_size, tuple(unmoved)
-
-    def __len__(self) -> int:
-        return (len(self.x) + self.batch_size - 1) // self.batch_size
-
-    def _wrap(self, data, name: str):
-        if name in self.unmoved:
-            return scramble(data)
-        batch = data.clone().as_subclass(self.batch)
-        batch.clean = data.clone()
+    def wrap(part, name: str):
+        raw = unmoved_data(part) if needs_move else part.clone()
+        if name in unmoved:
+            return scramble(part)
+        if name in never_moved:
+            return raw
+        batch = raw.as_subclass(batch_class)
+        batch.clean = part.clone()
         return batch
 
-    def __iter__(self):
-        for s in range(0, len(self.x), self.batch_size):
-            sl = slice(s, s + self.batch_size)
-            yield self._wrap(self.x[sl], "x"), self._wrap(self.y[sl], "y")
+    def collate(items: list):
+        xb, yb = torch.stack([item[0] for item in items]), torch.stack([item[1] for item in items])
+        return [wrap(xb, "x"), wrap(yb, "y")]
+
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate)
 
 
 def _model(state: dict, device: str):
@@ -169,7 +222,7 @@ def _recording_loss(losses: list, seen: dict | None = None):
 
 
 def train_epoch(ns: dict, *, state: dict, x, y, batch_size: int, lr: float, momentum: float, device: str = "cpu",
-                skip: list | tuple = (), unmoved: list | tuple = ()) -> dict:
+                skip: list | tuple = (), unmoved: list | tuple = (), never_moved: list | tuple = ()) -> dict:
     """train_one_epoch on the grader's batch-norm network, handed over in evaluation mode (train_one_epoch must switch
     it to training mode), with SGD; its return value, the batch losses and the parameters."""
     torch = _torch()
@@ -177,13 +230,13 @@ def train_epoch(ns: dict, *, state: dict, x, y, batch_size: int, lr: float, mome
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     _skip(model, optimizer, skip)
     losses: list = []
-    value = lookup(ns, "train_one_epoch")(model, _Loader(x, y, batch_size, unmoved), _recording_loss(losses),
-                                          optimizer, device)
+    loader = _loader(x, y, batch_size, device, unmoved, never_moved)
+    value = lookup(ns, "train_one_epoch")(model, loader, _recording_loss(losses), optimizer, device)
     return {"value": value, "losses": losses, "params": _params(model)}
 
 
 def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu", skip: list | tuple = (),
-             unmoved: list | tuple = ()) -> dict:
+             unmoved: list | tuple = (), never_moved: list | tuple = ()) -> dict:
     """evaluate on the grader's batch-norm network, handed over in training mode with non-trivial running
     statistics (evaluate must switch it to evaluation mode), twice (a second value that differs shows a change the
     first call made); both values, the parameters, and how many losses were computed with gradient tracking on."""
@@ -191,9 +244,9 @@ def evaluate(ns: dict, *, state: dict, x, y, batch_size: int, device: str = "cpu
     _skip(model, None, skip)
     seen: dict = {}
     fn = lookup(ns, "evaluate")
-    value = fn(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
+    value = fn(model, _loader(x, y, batch_size, device, unmoved, never_moved), _recording_loss([], seen), device)
     model.train()
-    again = fn(model, _Loader(x, y, batch_size, unmoved), _recording_loss([], seen), device)
+    again = fn(model, _loader(x, y, batch_size, device, unmoved, never_moved), _recording_loss([], seen), device)
     return {"value": value, "again": again, "params": _params(model), "grad_enabled": seen.get("grad_enabled", 0)}
 
 
@@ -249,7 +302,7 @@ def helper_answer(ns: dict, *, helper: str, state: dict, momentum: list, trainin
     model = _model(state, model_device).train(bool(training))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     _set_momentum(optimizer, momentum)
-    loader, loss_fn = _Loader(x, y, batch_size), _recording_loss([])
+    loader, loss_fn = _loader(x, y, batch_size, device), _recording_loss([])
     if helper == "train_one_epoch":
         value = ns["train_one_epoch"](model, loader, loss_fn, optimizer, device)
     else:
@@ -265,7 +318,7 @@ def fit(ns: dict, *, state: dict, x, y, xv, yv, batch_size: int, lr: float, n_ep
     torch = _torch()
     model = _model(state, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    train, val = _Loader(x, y, batch_size), (_Loader(xv, yv, batch_size) if validate else None)
+    train, val = _loader(x, y, batch_size, device), (_loader(xv, yv, batch_size, device) if validate else None)
     loss_fn = _recording_loss([])
     if evaluated:
         history: dict = {"train_loss": [], "val_loss": []}

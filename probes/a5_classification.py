@@ -21,10 +21,16 @@ def predict(ns: dict, *, state: dict, X, device: str = "cpu", skip: list | tuple
 
 
 def train(ns: dict, *, X, y, seed: int, X_test, device: str = "cpu") -> dict:
-    """train_classifier(X, y, seed); the logits of its model on X_test (a flat float64 array). The check runs it
-    twice, the second time in a new student process, to judge determinism as a new Python session would."""
+    """train_classifier(X, y, seed); the logits of its model on X_test (a flat float64 array), and on the first
+    ``ALONE`` rows of X_test as a batch of their own. The check runs it twice, the second time in a new student
+    process, to judge determinism as a new Python session would."""
     import torch
 
     model = lookup(ns, "train_classifier")(X.copy(), y.copy(), seed).to("cpu").eval()
+    inputs = torch.tensor(X_test, dtype=torch.float32)
     with torch.no_grad():
-        return {"logits": model(torch.tensor(X_test, dtype=torch.float32)).reshape(-1).double().numpy()}
+        return {"logits": model(inputs).reshape(-1).double().numpy(),
+                "alone": model(inputs[:ALONE]).reshape(-1).double().numpy()}
+
+
+ALONE = 3  # the first held-out inputs are also predicted on their own: a prediction must not depend on the batch

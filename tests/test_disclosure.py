@@ -75,9 +75,14 @@ def test_hidden_feedback_is_the_same_whatever_the_hidden_inputs(hidden_feedback,
     first, second = (run[function] for run in hidden_feedback)
     assert "[on a hidden test case]" in first, first
     assert first == second
+    # a crash quotes the student's own failing lines from the submitted cell (indented); nothing else may vary
+    prose = "\n".join(line for line in first.splitlines() if not line.startswith("  "))
+    source = _wrong_when_hidden(_public_marker())[function]
+    for quoted in (line for line in first.splitlines() if line.startswith("  ")):
+        assert quoted.split(": ", 1)[1].removesuffix(" [on a hidden test case]") in source, quoted
     for leak in ("max abs", "max rel", "got ", "index", "shape (", "secret", "Size", "exit code", "of 1 entries",
                  "line "):
-        assert leak not in first, (leak, first)
+        assert leak not in prose, (leak, first)
 
 
 def test_hidden_feedback_keeps_a_fixed_category_and_a_confirmed_diagnosis(hidden_feedback) -> None:
@@ -85,8 +90,9 @@ def test_hidden_feedback_keeps_a_fixed_category_and_a_confirmed_diagnosis(hidden
     assert "the loss differs from the expected values." in text["mse_loss"]
     assert "beta has the wrong shape. Hint: the values are right but the shape is not" in text["normal_equation"]
     assert "contains NaN where a finite value was expected" in text["add_intercept"]
-    assert "mse_gradient raised ValueError (its message and traceback are shown on the public example only)" in \
-        text["mse_gradient"]
+    # the line that raised, quoted from the notebook; not the message that raise computed from the hidden input
+    assert ("mse_gradient raised ValueError\n  the cell defining mse_gradient, line 3, in mse_gradient: raise "
+            "ValueError(f'secret {X.sum()!r} {len(y)}')") in text["mse_gradient"]
     assert "raised an exception" in text["simple_linear_regression"]
     assert "crashed (its process ended)" in text["gradient_descent"]
 

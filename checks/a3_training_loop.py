@@ -67,9 +67,11 @@ UNMOVED_LOSS = {"x": "the losses are those of batches left where they were: `xb.
                      "leaves xb as it was; write `xb = xb.to(device)`.",
                 "y": "the losses are those of targets left where they were: `yb.to(device)` returns a new tensor; "
                      "write `yb = yb.to(device)`."}
-# The loops are judged on the CPU under another name: a device string that is not the literal "cpu", so that a batch
-# never moved to the device shows on a machine without a GPU (the loader's batches are usable only as .to(device)
-# returns them), while the lecture's `if device != "cpu"` idiom moves them as it would on a GPU.
+# One check per loop judges it on the CPU under another name: a device string that is not the literal "cpu", so that
+# a batch never moved to the device shows on a machine without a GPU (the loader's batches are usable only as
+# .to(device) returns them), while the lecture's `if device != "cpu"` idiom moves them as it would on a GPU. The other
+# checks pass the device as it is, so code that decides by the device's type (`torch.device(device).type`, which is
+# "cpu" either way) loses that one check only.
 CPU_ALIAS = "cpu:0"
 _NOTE = f" (this test passes device={CPU_ALIAS!r}, the CPU under another name, so a missing move shows without a GPU)"
 NEVER_MOVED = {"x": "the weights are those of training on input batches never moved to the device: move each batch "
@@ -176,8 +178,8 @@ ZERO_GRAD = ("the weights are those of training where the gradients accumulate a
              "optimizer.zero_grad() before each loss.backward(), once per batch.")
 
 
-def _train(t: Trial, n: int, batch_size: int) -> tuple[dict, dict, dict]:
-    args = _data(t, n) | {"batch_size": batch_size, "lr": 0.1, "momentum": 0.0, "device": _device(t)}
+def _train(t: Trial, n: int, batch_size: int, device: str | None = None) -> tuple[dict, dict, dict]:
+    args = _data(t, n) | {"batch_size": batch_size, "lr": 0.1, "momentum": 0.0, "device": device or t.device}
     got = t.probe("train_epoch", label="train_one_epoch", **args)
     return got, t.ref_probe("train_epoch", **args), args
 
@@ -215,13 +217,20 @@ def _weights_hints(t: Trial, args: dict) -> list:
              ({"never_moved": ["y"]}, NEVER_MOVED["y"]), ({"never_moved": ["x", "y"]}, NEVER_MOVED["xy"]),
              ({"unmoved": ["x"], "never_moved": ["y"]}, f"{UNMOVED['x']} {ALSO_TARGETS}")]
     return [unchanged_hint(args["state"]),
-            replay_hint(t, "train_epoch", args, "params", cases, iterative=True)]
+            replay_hint(t, "train_epoch", args, "params", _movable(cases, args), iterative=True)]
 
 
 @check("train_one_epoch", "one batch: switches to training mode and takes the reference's step", on_devices=True)
 def train_one_epoch_one_batch_switches_to_training_mode_and_takes_the_refe(t: Trial) -> None:
     got, want, args = _train(t, 8, 8)
     t.expect_close(got["params"], want["params"], "the weights after one step", iterative=True,
+                   hints=_weights_hints(t, args))
+
+
+@check("train_one_epoch", "moves each batch to the device it is given", on_devices=True)
+def train_one_epoch_moves_each_batch_to_the_device_it_is_given(t: Trial) -> None:
+    got, want, args = _train(t, 12, 4, device=_device(t))
+    t.expect_close(got["params"], want["params"], "the weights after an epoch", iterative=True,
                    hints=_weights_hints(t, args))
 
 
@@ -241,20 +250,39 @@ EVAL_MODE = ("the losses are those of the model in training mode (batch norm use
              "model.eval() before evaluating.")
 
 
-def _evaluate(t: Trial) -> tuple[dict, dict]:
-    args = _data(t) | {"batch_size": 4, "device": _device(t)}
+def _evaluate(t: Trial, device: str | None = None) -> tuple[dict, dict]:
+    args = _data(t) | {"batch_size": 4, "device": device or t.device}
     return t.probe("evaluate", label="evaluate", **args), args
+
+
+def _evaluate_hints(t: Trial, args: dict) -> list:
+    cases = [({"skip": ["eval"]}, EVAL_MODE), ({"unmoved": ["x"]}, UNMOVED_LOSS["x"]),
+             ({"unmoved": ["y"]}, UNMOVED_LOSS["y"]), ({"never_moved": ["x"]}, NEVER_MOVED_LOSS["x"]),
+             ({"never_moved": ["y"]}, NEVER_MOVED_LOSS["y"]), ({"never_moved": ["x", "y"]}, NEVER_MOVED_LOSS["xy"]),
+             ({"unmoved": ["x"], "never_moved": ["y"]}, f"{UNMOVED_LOSS['x']} {ALSO_TARGETS}")]
+    return [replay_hint(t, "evaluate", args, "value", _movable(cases, args))]
+
+
+def _movable(cases: list[tuple[dict, str]], args: dict) -> list[tuple[dict, str]]:
+    """The replays that tell something apart on the device the loop was given: on the literal "cpu" a batch needs no
+    move, so a batch never moved is one moved (only the device's alias shows it)."""
+    if args["device"] != "cpu":
+        return cases
+    return [(extra, advice) for extra, advice in cases if "never_moved" not in extra]
 
 
 @check("evaluate", "computes the mean loss in evaluation mode (batch norm's running statistics)", on_devices=True)
 def evaluate_computes_the_mean_loss_in_evaluation_mode_batch_norm_s_runnin(t: Trial) -> None:
     got, args = _evaluate(t)
-    cases = [({"skip": ["eval"]}, EVAL_MODE), ({"unmoved": ["x"]}, UNMOVED_LOSS["x"]),
-             ({"unmoved": ["y"]}, UNMOVED_LOSS["y"]), ({"never_moved": ["x"]}, NEVER_MOVED_LOSS["x"]),
-             ({"never_moved": ["y"]}, NEVER_MOVED_LOSS["y"]), ({"never_moved": ["x", "y"]}, NEVER_MOVED_LOSS["xy"]),
-             ({"unmoved": ["x"], "never_moved": ["y"]}, f"{UNMOVED_LOSS['x']} {ALSO_TARGETS}")]
     t.expect_close(got["value"], t.ref_probe("evaluate", **args)["value"], "the mean loss",
-                   hints=[replay_hint(t, "evaluate", args, "value", cases)])
+                   hints=_evaluate_hints(t, args))
+
+
+@check("evaluate", "moves each batch to the device it is given", on_devices=True)
+def evaluate_moves_each_batch_to_the_device_it_is_given(t: Trial) -> None:
+    got, args = _evaluate(t, device=_device(t))
+    t.expect_close(got["value"], t.ref_probe("evaluate", **args)["value"], "the mean loss",
+                   hints=_evaluate_hints(t, args))
 
 
 @check("evaluate", "changes no parameter: called again, it gives the same loss", on_devices=True)

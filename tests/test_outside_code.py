@@ -149,3 +149,27 @@ def test_a_cell_that_fails_is_named_by_what_it_defines_not_by_its_index(grade) -
     assert any("the cell defining helper, line 4, at the cell's top level: helper(undefined_name)" in n for n in notes)
     assert any(n.startswith("the cell starting `value = 1 / 0` failed and was skipped") for n in notes), notes
     assert not any("<cell" in n or n.startswith("cell ") for n in notes), notes
+
+
+BY_TYPE = '''def train_one_epoch(model, loader, loss_fn, optimizer, device="cpu"):
+    model.train()
+    losses = []
+    for xb, yb in loader:
+        if torch.device(device).type != "cpu":  # moved only to an accelerator
+            xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+'''
+
+
+def test_a_loop_that_moves_batches_by_the_devices_type_loses_only_the_device_check(grade) -> None:
+    """A known limit: the device check gives the CPU under another name ("cpu:0"), whose type is still "cpu", so a
+    loop that moves batches only to an accelerator's type never moves them there and loses that one check, no
+    other (README, "Fair verdicts")."""
+    result = grade(A3, samples.build(A3, {"train_one_epoch": BY_TYPE}), only={"train_one_epoch"})
+    lost = [t.name for t in result.tests if t.score < t.max_score]
+    assert lost == ["train_one_epoch: moves each batch to the device it is given"], result.to_json()

@@ -264,6 +264,9 @@ def squeeze_hint(got, want) -> str | None:
     if len(want.shape) == 1 and got.shape == (*want.shape, 1) and matches(values(got).reshape(want.shape),
                                                                          values(want), 1e-4, 1e-5):
         return "with output_dim == 1, squeeze the last dimension so the output has shape (n,)."
+    if want.shape == (1,) and got.shape == () and matches(values(got).reshape(1), values(want), 1e-4, 1e-5):
+        return ("squeeze only the last dimension, `out.squeeze(-1)`: `out.squeeze()` also drops the batch dimension "
+                "when the batch holds one input.")
     return None
 
 
@@ -316,6 +319,14 @@ def mlp_forward_matches_the_reference_with_the_same_weights(t: Trial) -> None:
     got, want, weights, x = _module_run(t, "MLP", [4, 6, out_dim], 16, 4)
     t.expect_close(got["out"], want["out"], "MLP(4, 6, output_dim)(x)",
                    hints=[mlp_forward_hint(weights, x), squeeze_hint])
+
+
+@check("MLP", "keeps the batch dimension for a batch of one", on_devices=True)
+def mlp_keeps_the_batch_dimension_for_a_batch_of_one(t: Trial) -> None:
+    """A single output is squeezed to (n,): for n = 1 that is (1,), not () (`squeeze(-1)`, not `squeeze()`)."""
+    got, want, _, _ = _module_run(t, "MLP", [4, 6, 1], 1, 4)
+    t.expect_close(got["out"], want["out"], "MLP(4, 6, 1)(x) for a batch of one input",
+                   hints=[squeeze_hint])
 
 
 def _deep_layers_advice(layers: list[str], want: list[str]) -> str:
@@ -500,6 +511,10 @@ SUITE.mistakes += [
             "    hidden = activation(theta[:, 0][None, :] + theta[:, 1][None, :] * x[:, None])\n"
             "    return phi[0] + hidden @ phi[1:4]\n",
             "line 3, in shallow_network: return phi[0] + hidden @ phi[1:4]"),
+    # squeeze() drops the batch dimension too when the batch holds one input
+    mistake("MLP", MLP_TEMPLATE.format(body="self.fc2(torch.relu(self.fc1(x)))").replace("out.squeeze(-1)",
+                                                                                       "out.squeeze()"),
+            "squeeze only the last dimension, `out.squeeze(-1)`"),
 ]
 
 # Near misses: beside each catalogued mistake with a hint, a plausible mistake with the same symptom and another

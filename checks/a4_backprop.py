@@ -280,6 +280,14 @@ def relative_error_matches_max_a_b_max_1e_8_a_b(t: Trial) -> None:
     t.expect_close(t.call("relative_error", a, b), t.ref("relative_error", a, b), "the relative error")
 
 
+@check("relative_error", "keeps its floor of 1e-8 for values near zero")
+def relative_error_keeps_its_floor_for_values_near_zero(t: Trial) -> None:
+    scale = 1e-9 if t.public else float(10 ** t.rng.uniform(-12, -9))  # |a| + |b| far below the floor
+    a = scale * t.rng.normal(size=(2, 3))
+    b = a + scale * t.rng.normal(size=a.shape)
+    t.expect_close(t.call("relative_error", a, b), t.ref("relative_error", a, b), "the relative error")
+
+
 # -- the catalogue: known mistakes (each costs only its function) and correct variants (full marks) ---------
 
 def _backward(delta_o: str, delta_h: str, grads: str) -> str:
@@ -359,6 +367,9 @@ SUITE.mistakes += [
             "        plus[i] += eps\n        minus[i] -= eps\n"
             "        grad[i] = (f(plus) - f(minus)) / (2 * eps)\n    return grad\n",
             "these are central differences with eps = 0.0001"),
+    mistake("relative_error", "def relative_error(a, b):\n"
+            "    return float(np.max(np.abs(a - b) / np.maximum(2e-8, np.abs(a) + np.abs(b))))\n",
+            "the relative error differs from the expected values"),
 ]
 
 # Near misses: beside each catalogued mistake with a hint, a plausible mistake with the same symptom and another

@@ -15,9 +15,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "Suite": "suite", "Trial": "suite", "Check": "suite", "Mistake": "suite", "Variant": "suite", "mistake": "suite",
-    "Hint": "compare", "factor_hint": "compare", "matches": "compare", "close": "compare", "values": "compare",
-    "Tolerance": "policy", "TensorData": "runtime.codec", "course_probes": "course",
+    "Suite": "checking.suite", "Check": "checking.suite", "Mistake": "checking.suite", "Variant": "checking.suite",
+    "mistake": "checking.suite", "Trial": "checking.trial",
+    "Hint": "checking.compare", "factor_hint": "checking.compare", "matches": "checking.compare",
+    "close": "checking.compare", "values": "checking.compare",
+    "Tolerance": "checking.policy", "TensorData": "runtime.codec", "course_probes": "course",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -136,16 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         if course is not None and args.command in ("grade", "merge"):
-            from .reports import give_to_course_owner
+            from .reporting.files import give_to_course_owner
 
             give_to_course_owner(course)  # what we wrote, even if interrupted
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's to fix (a message and exit status 2, no traceback); imported when one occurs."""
-    from .batch import BatchError
     from .course import CourseError
-    from .notebook import NotebookError
+    from .course.notebook import NotebookError
+    from .grading.batch import BatchError
     from .sandbox import SandboxError
     from .settings import SettingError
 
@@ -177,7 +177,7 @@ def _grade(args: argparse.Namespace, course: Course) -> int:
     from .sandbox import Worker, protection_table, require_strong
 
     if args.workers is not None and args.workers < 1:
-        from .batch import BatchError
+        from .grading.batch import BatchError
 
         raise BatchError("--workers must be at least 1")
     weak = require_strong(args.allow_weak_sandbox)  # refused here, before any sandbox starts
@@ -189,8 +189,8 @@ def _grade(args: argparse.Namespace, course: Course) -> int:
         if weak:
             print(f"WARNING: grading with --allow-weak-sandbox: {', '.join(weak)} off (recorded in every result)",
                   file=sys.stderr)
-        from .batch import grade_course, parse_shard, shard_from_env
-        from .reports import summary_table
+        from .grading.batch import grade_course, parse_shard, shard_from_env
+        from .reporting.summary import summary_table
 
         summary = grade_course(course, assignments=args.assignment, students=args.student,
                                workers=args.workers, force=args.force,
@@ -209,7 +209,7 @@ def _grade(args: argparse.Namespace, course: Course) -> int:
 
 
 def _check(args: argparse.Namespace, course: Course | None) -> int:
-    from .public_tests import check_notebook, format_table
+    from .grading.public_tests import check_notebook, format_table
 
     results = check_notebook(args.notebook, course)
     print(format_table(args.notebook, results))
@@ -217,41 +217,42 @@ def _check(args: argparse.Namespace, course: Course | None) -> int:
 
 
 def _merge(args: argparse.Namespace, course: Course) -> int:
-    from .reports import summary_table, write_reports
+    from .reporting.files import write_reports
+    from .reporting.summary import summary_table
 
     print(summary_table(write_reports(course, log=lambda line: print(line, file=sys.stderr))))
     return 0
 
 
 def _demo(args: argparse.Namespace, course: None) -> int:
-    from .demo import run_demo
+    from .authoring.demo import run_demo
 
     return run_demo(args.keep, allow_weak=args.allow_weak_sandbox)
 
 
 def _init(args: argparse.Namespace, course: None) -> int:
-    from .authoring import init_course
+    from .authoring.scaffold import init_course
 
     print(init_course(args.folder))
     return 0
 
 
 def _new(args: argparse.Namespace, course: Course) -> int:
-    from .authoring import new_assignment
+    from .authoring.scaffold import new_assignment
 
     print(new_assignment(course, args.assignment, args.function))
     return 0
 
 
 def _gradescope(args: argparse.Namespace, course: Course) -> int:
-    from .gradescope import build_bundle
+    from .integrations.gradescope import build_bundle
 
     print(build_bundle(course.assignment(args.assignment), args.out))
     return 0
 
 
 def _warm(args: argparse.Namespace, course: Course) -> int:
-    from .grading import warm_reference_cache
+    from .grading.grader import warm_reference_cache
 
     for assignment in args.assignment or course.assignments():
         print(f"{assignment}: {warm_reference_cache(course.assignment(assignment))}")
@@ -261,7 +262,7 @@ def _warm(args: argparse.Namespace, course: Course) -> int:
 def _audit(args: argparse.Namespace, course: Course) -> int:
     import json
 
-    from .audit import AuditError, audit, render_text
+    from .authoring.audit import AuditError, audit, render_text
 
     if (args.workers is not None and args.workers < 1) or (args.max_mutants is not None and args.max_mutants < 0):
         raise AuditError("--workers must be at least 1, and --max-mutants at least 0")
@@ -277,7 +278,7 @@ def _doctor(args: argparse.Namespace, course: None) -> int:
 
     print("Sandbox protections on this machine:\n" + protection_table())
     if args.profile:
-        from .profiling import profile
+        from .grading.profiling import profile
 
         print("\n" + profile(args.course, args.assignment))
     return 0

@@ -22,13 +22,14 @@ import threading
 import time
 from pathlib import Path
 
-from autograder import samples
-from autograder.authoring import copy_definition
+from autograder.authoring import samples
+from autograder.authoring.scaffold import copy_definition
+from autograder.checking.sides import LocalSide
+from autograder.checking.trial import run_check
 from autograder.course import Course, builtin_course, sandbox_imports
-from autograder.grading import Grader
-from autograder.notebook import cells_to_run, read_cells
+from autograder.course.notebook import cells_to_run, read_cells
+from autograder.grading.grader import Grader
 from autograder.sandbox import Limits, Worker, protection_table
-from autograder.suite import LocalSide, run_check
 
 BUILTIN = Course(builtin_course())  # the built-in course (this checkout, or the installed wheel's)
 A1 = BUILTIN.assignment("a1_linear_regression")

@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from autograder import samples
+from autograder.authoring import samples
 from autograder.course import Course, builtin_course, sandbox_imports
-from autograder.grading import Grader
+from autograder.grading.grader import Grader
 from autograder.sandbox import Limits, Worker
 
 BUILTIN = Course(builtin_course())

@@ -6,8 +6,8 @@
 
 Prints, for each assignment: the wall time of ``dlgrade grade`` on a one-student course (a fresh process each
 run, as a fresh container would be), of ``dlgrade check`` on the same notebook, and of ``dlgrade --help``; then the
-profile of ``dlgrade doctor --profile`` (``autograder/profiling.py``): one cold grading phase by phase, in a fresh
-process that performs the same steps as ``dlgrade grade`` one after the other (Python and the CLI's imports, the
+profile of ``dlgrade doctor --profile`` (``autograder/grading/profiling.py``): one cold grading phase by phase, in a
+fresh process that performs the same steps as ``dlgrade grade`` one after the other (Python and the CLI's imports, the
 protection probes, the grader's own set-up, the worker's start and preload, the notebook's replay, the checks, the
 end of the submission, the reports), then warm submissions broken down to the sandbox's steps (fork, confinement,
 cells, each step of the sweep, the graded calls) with their page faults, and the slowest step by name.
@@ -38,10 +38,10 @@ CWD = tempfile.gettempdir()  # not a checkout: `python -m` puts the working fold
 MAKE = r"""
 import sys
 from pathlib import Path
-from autograder import samples
+from autograder.authoring import samples
 a, root = sys.argv[1], Path(sys.argv[2])
 try:
-    from autograder.authoring import copy_definition
+    from autograder.authoring.scaffold import copy_definition
     from autograder.course import builtin_course
 except ImportError:
     from autograder import course
@@ -109,7 +109,7 @@ def main() -> None:
             for name, times in rows.items():
                 print(f"  {name:<26} median {statistics.median(times):.2f} s, min {min(times):.2f} s{goal}")
             if not args.no_phases and not args.tree:  # the phases, down to the sandbox's steps (`dlgrade doctor
-                from autograder.profiling import profile  # --profile` prints the same)
+                from autograder.grading.profiling import profile  # --profile` prints the same)
 
                 print("\n" + profile(root, assignment, max(args.runs, 1)))
             print()

@@ -216,7 +216,7 @@ def _sgd(t: Trial, args: tuple) -> None:
 
 
 @check("minibatch_sgd", "matches the contract's recipe (shuffling from the seed, batches in order)")
-def minibatch_sgd_matches_the_contract_s_recipe_shuffling_from_the_seed_ba(t: Trial) -> None:
+def minibatch_sgd_follows_the_contracts_shuffling_and_batches(t: Trial) -> None:
     X, y = regression_data(t)
     _sgd(t, (X, y, 0.05, 5, 4, int(t.rng.integers(0, 10_000))))
 

@@ -107,7 +107,7 @@ def always_relu_hint(args: dict):
 
 
 @check("shallow_network", "matches the reference with the default ReLU activation")
-def shallow_network_matches_the_reference_with_the_default_relu_activation(t: Trial) -> None:
+def shallow_network_matches_the_reference_with_default_relu(t: Trial) -> None:
     args = _shallow_inputs(t)
     got = t.probe("shallow", label="shallow_network", stubs=t.stubs, **args)
     t.expect_close(got, t.ref_probe("shallow", **args), "the network's output",
@@ -294,7 +294,7 @@ def deep_relu_hint(weights: list, x: np.ndarray, layers: list | None = None, act
 
 
 @check("MLP", "has fc1 and fc2 as nn.Linear layers of the right sizes, and no other parameters")
-def mlp_has_fc1_and_fc2_as_nn_linear_layers_of_the_right_sizes_and_no_othe(t: Trial) -> None:
+def mlp_has_exactly_fc1_and_fc2_of_the_right_sizes(t: Trial) -> None:
     args = [3, 5, 2] if t.public else [int(v) for v in t.rng.integers(1, 9, size=3)]
     got = t.probe("module", label="MLP", cls="MLP", args=args)
     want = t.ref_probe("module", cls="MLP", args=args)

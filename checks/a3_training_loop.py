@@ -221,7 +221,7 @@ def _weights_hints(t: Trial, args: dict) -> list:
 
 
 @check("train_one_epoch", "one batch: switches to training mode and takes the reference's step", on_devices=True)
-def train_one_epoch_one_batch_switches_to_training_mode_and_takes_the_refe(t: Trial) -> None:
+def train_one_epoch_trains_and_takes_the_reference_step_on_one_batch(t: Trial) -> None:
     got, want, args = _train(t, 8, 8)
     t.expect_close(got["params"], want["params"], "the weights after one step", iterative=True,
                    hints=_weights_hints(t, args))
@@ -235,7 +235,7 @@ def train_one_epoch_moves_each_batch_to_the_device_it_is_given(t: Trial) -> None
 
 
 @check("train_one_epoch", "several batches: weights and mean loss match the reference", on_devices=True)
-def train_one_epoch_several_batches_weights_and_mean_loss_match_the_refere(t: Trial) -> None:
+def train_one_epoch_matches_the_reference_over_several_batches(t: Trial) -> None:
     got, want, args = _train(t, 22, 4)
     t.expect_close(got["params"], want["params"], "the weights after an epoch", iterative=True,
                    hints=_weights_hints(t, args))
@@ -272,7 +272,7 @@ def _movable(cases: list[tuple[dict, str]], args: dict) -> list[tuple[dict, str]
 
 
 @check("evaluate", "computes the mean loss in evaluation mode (batch norm's running statistics)", on_devices=True)
-def evaluate_computes_the_mean_loss_in_evaluation_mode_batch_norm_s_runnin(t: Trial) -> None:
+def evaluate_computes_the_mean_loss_in_evaluation_mode(t: Trial) -> None:
     got, args = _evaluate(t)
     t.expect_close(got["value"], t.ref_probe("evaluate", **args)["value"], "the mean loss",
                    hints=_evaluate_hints(t, args))
@@ -352,7 +352,7 @@ def _fit(t: Trial, validate: bool) -> tuple[dict, dict]:
 
 @check("fit", "records per-epoch training and validation losses as train_one_epoch and evaluate give them",
        on_devices=True)
-def fit_records_per_epoch_training_and_validation_losses_as_train_one_epoc(t: Trial) -> None:
+def fit_records_the_per_epoch_training_and_validation_losses(t: Trial) -> None:
     got, args = _fit(t, validate=True)
     want = t.ref_probe("fit", **args)["history"]
     history = got["history"]
@@ -421,7 +421,7 @@ OPTIMIZER_STATE = ("save and restore the optimizer's state_dict() too (Adam keep
 
 
 @check("save_checkpoint", "writes the model state, the optimizer state and the epoch")
-def save_checkpoint_writes_the_model_state_the_optimizer_state_and_the_epo(t: Trial) -> None:
+def save_checkpoint_writes_model_optimizer_and_epoch(t: Trial) -> None:
     got = _checkpoint(t, "save_checkpoint", "save")
     if got["has_model"] is False:
         t.fail("the checkpoint file does not hold the model's parameters: save model.state_dict().")
@@ -435,7 +435,7 @@ def save_checkpoint_writes_the_model_state_the_optimizer_state_and_the_epo(t: Tr
 
 
 @check("load_checkpoint", "restores model and optimizer, so resumed training matches uninterrupted training")
-def load_checkpoint_restores_model_and_optimizer_so_resumed_training_match(t: Trial) -> None:
+def load_checkpoint_resumes_training_as_if_uninterrupted(t: Trial) -> None:
     got = _checkpoint(t, "load_checkpoint", "load")
     epoch = got["epoch"]
     t.expect(isinstance(epoch, (int, float)) and not isinstance(epoch, bool) and epoch == got["saved_epoch"],

@@ -141,7 +141,7 @@ def backward_matches_the_reference_gradients_on_a_random_network(t: Trial) -> No
 
 
 @check("backward", "matches the reference with a square hidden layer (a transposed dW_h fits)")
-def backward_matches_the_reference_with_a_square_hidden_layer_a_transposed(t: Trial) -> None:
+def backward_matches_the_reference_with_a_square_hidden_layer(t: Trial) -> None:
     net = network(t)
     d = net["X"].shape[1]
     net["W_h"] = t.rng.normal(size=(d, d))

@@ -113,7 +113,7 @@ def eval_logits(state: dict, X: np.ndarray) -> np.ndarray:
 
 
 @check("predict_proba", "returns sigmoid probabilities of the logits in evaluation mode, shape (n,)")
-def predict_proba_returns_sigmoid_probabilities_of_the_logits_in_evaluatio(t: Trial) -> None:
+def predict_proba_returns_sigmoid_probabilities_in_eval_mode(t: Trial) -> None:
     args = _predict_args(t)
     got = t.probe("predict", label="predict_proba", **args)
     want = t.ref_probe("predict", **args)
@@ -155,7 +155,7 @@ def accuracy_is_the_fraction_of_matching_labels_in_0_1(t: Trial) -> None:
 
 @check("train_classifier", "reaches the reference's held-out accuracy and is deterministic", seconds=60.0,
        trains=True)
-def train_classifier_reaches_the_reference_s_held_out_accuracy_and_is_dete(t: Trial) -> None:
+def train_classifier_reaches_the_reference_accuracy_deterministically(t: Trial) -> None:
     X, y = digits_task()
     X = hidden_view(t, X)
     order = t.rng.permutation(len(y))

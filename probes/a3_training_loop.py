@@ -259,7 +259,7 @@ def _helper_stub(helper: str, objects: dict):
     """A stand-in for ``helper`` inside fit: it sends the model's state, the optimizer's momentum and which of fit's
     loaders it was given to the grader, which runs the reference's helper on its own copy of the data, and loads
     the new state back into fit's model and optimizer."""
-    from .student import ask
+    from .asking import ask
 
     names = SIGNATURES[helper]
     usage = f"{helper}({', '.join(names)})"

@@ -12,14 +12,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import samples, settings
-from autograder.authoring import copy_definition
+from autograder import settings
+from autograder.authoring import samples
+from autograder.authoring.scaffold import copy_definition
+from autograder.checking.suite import Mistake, Variant
 from autograder.course import Assignment, Course, sandbox_imports
-from autograder.grading import Grader
-from autograder.results import SubmissionResult
+from autograder.grading.grader import Grader
+from autograder.reporting.results import SubmissionResult
 from autograder.sandbox import Limits, Worker, bwrap, protections
 from autograder.sandbox.doctor import cgroup_hierarchy
-from autograder.suite import Mistake, Variant
 
 # nbgrader (run by the parity tests) calls its `alembic` script from PATH: use this environment's.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -33,8 +34,8 @@ if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
 # Budgets small enough that a test of an endless loop takes seconds, big enough for real work on 2 cores.
 TEST_LIMITS = Limits(cell_seconds=6.0, notebook_seconds=90.0, call_seconds=6.0)
 REPO = Path(__file__).resolve().parents[1]
-# The built-in course: this repository's root is a course folder like any other (tests/test_course.py also grades a
-# copy of it from a temporary folder).
+# The built-in course: this repository's root is a course folder like any other (tests/course/test_course.py also
+# grades a copy of it from a temporary folder).
 COURSE = Course.at(REPO)
 A1, A2, A3, A4, A5 = (COURSE.assignment(a) for a in COURSE.assignments())
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import A1, COURSE, copy_course
 
-from autograder import samples
+from autograder.authoring import samples
 
 
 def dlgrade(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -100,7 +100,7 @@ def test_grade_starts_its_first_sandbox_before_importing_numpy_or_the_checks() -
     """What `dlgrade grade` imports before it spawns the first sandbox (the CLI, the course's paths, the sandbox
     package) is light: the sandbox starts Python while the grader imports the rest, not after."""
     code = ("import sys, autograder.cli, autograder.course, autograder.sandbox\n"
-            "heavy = ('numpy', 'torch', 'autograder.suite', 'autograder.grading')\n"
+            "heavy = ('numpy', 'torch', 'autograder.checking.suite', 'autograder.grading.grader')\n"
             "print(sorted(m for m in heavy if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -18,17 +18,24 @@ def _section(title: str) -> str:
 
 def test_the_layout_table_names_every_module_and_benchmark() -> None:
     layout = _section("Layout")
-    files = [*ROOT.glob("autograder/*.py"), *ROOT.glob("autograder/runtime/*.py"),
-             *ROOT.glob("autograder/sandbox/*.py"), *ROOT.glob("benchmarks/*.py")]
+    files = [f for f in ROOT.glob("autograder/**/*.py") if "builtin_course" not in f.parts]
+    files += [*ROOT.glob("benchmarks/*.py"), *ROOT.glob("autograder/**/gradescope_schema.json")]
     missing = [str(f.relative_to(ROOT)) for f in files
                if f.name not in ("__init__.py", "__main__.py")
                and f"`{f.name}`" not in layout and f"`{f.relative_to(ROOT)}`" not in layout]
     assert files and missing == []
 
 
+def test_the_layout_table_names_every_subpackage_and_its_test_folder() -> None:
+    layout = _section("Layout")
+    packages = sorted(p.parent.name for p in ROOT.glob("autograder/*/__init__.py"))
+    assert packages and [p for p in packages if f"`autograder/{p}/`" not in layout] == []
+    assert [p for p in packages if not (ROOT / "tests" / p).is_dir()] == []
+
+
 def test_the_layout_table_names_every_part_of_the_course_folder() -> None:
-    """The repository's root is the built-in course: each folder and file a course folder holds (autograder/course.py)
-    is named in the layout table."""
+    """The repository's root is the built-in course: each folder and file a course folder holds
+    (autograder/course/folder.py) is named in the layout table."""
     layout = _section("Layout")
     course = Course.at(ROOT)
     folders = [course.directories["source_directory"], course.directories["release_directory"], "solutions",

@@ -74,7 +74,7 @@ def stubbed(ns: dict, helpers: list | tuple, make: Callable[[str], Callable] | N
 
     ``make(helper)`` builds a stub of one's own (for helpers taking objects that cannot cross as data); the default
     asks ``probes.call`` with the arguments as they are."""
-    from .student import ask
+    from .asking import ask
 
     def stub_for(helper: str) -> Callable:
         def stub(*args: Any, **kwargs: Any) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import settings
 from ..runtime import seccomp
 from . import bwrap, cgroups
+from .errors import SandboxError
 
 PROCESS = "separate process, plain data only"
 NETWORK = "no network"
@@ -120,8 +121,6 @@ def require_strong(allow_weak: bool) -> list[str]:
     records them in every result), or SandboxError saying what to install or which flag accepts the risk."""
     off = weaknesses()
     if off and not allow_weak:
-        from .worker import SandboxError
-
         why = next(p.how for p in protections() if p.name == off[0])
         raise SandboxError(WEAK_HOST.format(off=", ".join(off), verb="is" if len(off) == 1 else "are", why=why))
     return off

@@ -52,6 +52,7 @@ from ..runtime.protocol import (
 from ..runtime.relay import TooManyAsks, relay
 from . import bwrap, cgroups, uids
 from .doctor import cgroup_hierarchy, filter_off, has_gpu
+from .errors import SandboxError
 from .limits import Limits
 
 if TYPE_CHECKING:
@@ -105,10 +106,6 @@ def _codec() -> ModuleType:
     from ..runtime import codec
 
     return codec
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (not the student's code)."""
 
 
 Steps = dict[str, tuple[float, int, int]]  # a sandbox step's name -> seconds, page faults, times it ran

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course import SALT_FILE, Assignment, Course, sandbox_imports
-from autograder.grading.grader import Grader, submission_fingerprint
+from autograder.grading.grader import Grader, is_final, submission_fingerprint
 from autograder.grading.parallel import in_parallel, raise_first
 from autograder.nbgrader_io import autograded
 from autograder.reporting.files import write_reports, write_result
 from autograder.reporting.progress import Progress
 from autograder.reporting.results import SubmissionResult, read_result
 from autograder.reporting.untrusted import for_terminal
-from autograder.sandbox import Limits, Worker, cgroups, require_strong
+from autograder.sandbox import Limits, SandboxError, Worker, cgroups, require_strong
 
 PUBLIC_SALT = ("WARNING: the hidden test inputs come from dlgrade's public default seed salt: anyone who reads "
                "dlgrade's code can rebuild them and hard-code the answers. Give this course a private one: write "
@@ -297,17 +297,25 @@ class _Batch:
         if job.refused:
             result = grader.refusal(job.student, job.refused)
         else:
-            try:
-                result = grader.grade(job.folder, worker, job.student, helpers=helpers)
-            except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
-                self._note(self.summary.failures, f"{who}: {type(err).__name__}: {for_terminal(str(err))}")
-                result = grader.failure(job.student, err)
+            result = self._attempt(grader, job, worker, helpers)
+            if not is_final(result) and not self.stopping.is_set():  # spoiled by the grader: once more, afresh
+                why = "; ".join(result.extra.get("grader_errors", [])) or result.reason
+                self._note(self.summary.failures, f"{who}: graded again in a restarted sandbox after: "
+                                                  f"{for_terminal(why)}")
+                try:
+                    worker.restart()
+                    result = self._attempt(grader, job, worker, helpers)
+                except SandboxError as err:
+                    self._note(self.summary.errors, f"{who}: the sandbox did not restart: {err}")
+                if not is_final(result):
+                    self._note(self.summary.failures, f"{who}: failed twice: its result tells the student it is not "
+                                                      "their fault, and it will be graded again on the next run")
         if self.stopping.is_set():  # its sandbox was closed under it: left ungraded, for the next run
             return
         if self.weak:  # graded with --allow-weak-sandbox: what was off, in the result itself
             result.extra["weak_sandbox"] = list(self.weak)
         for error in result.extra.pop("grader_errors", []):  # for the TA, not for results.json
-            self._note(self.summary.failures, f"{who}: {for_terminal(error)}")
+            self._note(self.summary.failures, f"{who}: a check could not run: {for_terminal(error)}")
         try:
             autograded.write_autograded(grader.definition, job.folder, result, grader.notebook)
             write_result(job.out, result)  # last: a result on disk means everything else is there
@@ -316,6 +324,15 @@ class _Batch:
             return
         self._note(self.summary.graded, result)
         self.progress.advance(f"{for_terminal(job.student)} {job.assignment}: {result.score:g}/{result.max_score:g}")
+
+    def _attempt(self, grader: Grader, job: Job, worker: Worker, helpers: list[Worker]) -> SubmissionResult:
+        try:
+            return grader.grade(job.folder, worker, job.student, helpers=helpers)
+        except Exception as err:  # noqa: BLE001 - a grader bug must not cost the student a result
+            who = f"{for_terminal(job.student)}/{job.assignment}"
+            self._note(self.summary.failures, f"{who}: the grader failed: {type(err).__name__}: "
+                                              f"{for_terminal(str(err))}")
+            return grader.failure(job.student, err)
 
     def _note(self, where: list, item: object) -> None:
         with self.lock:

@@ -32,6 +32,14 @@ from autograder.sandbox import SandboxError, Worker
 
 GRADER_VERSION = "4"  # 4: the course's checks, reference and probes in the fingerprint
 NOT_YOUR_FAULT = "This is not your fault; please tell your instructor."
+# the fingerprint of a result the grader, not the student, spoiled (its sandbox died, a check could not run): no
+# submission has it, so the next `dlgrade grade` grades that submission again instead of calling it unchanged
+NOT_FINAL = ""
+
+
+def is_final(result: SubmissionResult) -> bool:
+    """Whether ``result`` is the submission's verdict, not one the grader spoiled (see :data:`NOT_FINAL`)."""
+    return result.extra.get("sha256") != NOT_FINAL
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -109,7 +117,7 @@ class Grader:
         run, team = self._replay(cells, [worker, *helpers])
         if isinstance(run, SandboxError):
             return self._zero(student, f"The grader's sandbox failed while running the notebook ({run}). "
-                              f"{NOT_YOUR_FAULT}", start, extra)
+                              f"{NOT_YOUR_FAULT}", start, {"sha256": NOT_FINAL})
         try:
             notes += cell_notes(cells, run)
             outcomes = self._run_checks(team, only)
@@ -119,6 +127,7 @@ class Grader:
         errors = [o.grader_error for o in outcomes if o.grader_error]
         if errors:  # the TA hears of it (dlgrade grade warns); the student's tests say it is not their fault
             result.extra["grader_errors"] = errors
+            result.extra["sha256"] = NOT_FINAL
         result.skipped_cells = sum(not report.ok for report in run.cells)
         result.cells = cells
         return result
@@ -242,7 +251,7 @@ class Grader:
     def failure(self, student: str, err: Exception) -> SubmissionResult:
         """The result of a submission the grader itself failed on."""
         return self._zero(student, f"The grader failed on this submission ({type(err).__name__}). {NOT_YOUR_FAULT}",
-                          time.perf_counter(), {"sha256": ""})
+                          time.perf_counter(), {"sha256": NOT_FINAL})
 
     def _zero(self, student: str, reason: str, start: float, extra: dict) -> SubmissionResult:
         tests = [TestResult(c.name, 0.0, from_units(units), reason, function=c.function)

@@ -316,3 +316,30 @@ def test_a_sandbox_spawned_before_the_course_was_read_grades_or_is_closed(tmp_pa
         other.close()
     assert [r.score for r in fresh.graded] == [FULL]
 
+
+def test_a_submission_the_grader_failed_on_is_graded_again_not_kept(tmp_path, monkeypatch) -> None:
+    """A sandbox that dies under a submission (not the student's doing) costs nothing: the batch grades it again
+    at once in a restarted sandbox; one that fails every time keeps a result saying so, and the next run grades it
+    again instead of calling it unchanged."""
+    course = make_course(tmp_path / "course", 2)
+    grade = Grader.grade
+    killed: list[str] = []
+
+    def sandbox_dies(self, folder, worker, student="", **kwargs):
+        if student == "s00" and "s00" not in killed or student == "s01":
+            killed.append(student)
+            worker.proc.kill()  # the sandbox's process ends under the submission
+            worker.proc.wait()
+        return grade(self, folder, worker, student, **kwargs)
+
+    monkeypatch.setattr(Grader, "grade", sandbox_dies)
+    summary = grade_course(course, workers=1, limits=TEST_LIMITS)
+    assert killed.count("s00") == 1 and results(course)["s00"] == FULL  # graded again, in full
+    assert killed.count("s01") == 2 and results(course)["s01"] == 0
+    s01 = read_result(course.root / "graded" / "s01" / A1.id)
+    assert "This is not your fault" in s01.reason, s01.reason
+    assert any("s01" in line and "graded again on the next run" in line for line in summary.failures), summary
+    monkeypatch.setattr(Grader, "grade", grade)
+    again = grade_course(course, workers=1, limits=TEST_LIMITS)
+    assert again.skipped == 1 and [r.student for r in again.graded] == ["s01"]
+    assert results(course)["s01"] == FULL - A1.points["mse_gradient"]  # s01 holds the wrong gradient

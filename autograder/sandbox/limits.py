@@ -18,6 +18,9 @@ class Limits:
     call_seconds: float = 10.0  # one graded call, unless a check asks for more
     submission_seconds: float = 300.0  # everything about one submission: cells, every call, follow-through
     relay_seconds: float = 5.0  # slack each relay (zygote, student process) adds to a deadline it passes on
+    start_seconds: float = 120.0  # a sandbox's start: Python, the runtime, its imports and self-check
+    send_seconds: float = 30.0  # a message into the sandbox; also its slack to report a run of the notebook
+    end_seconds: float = 60.0  # the end of a submission: its processes killed, its files and kernel objects gone
     memory_bytes: int = 4 * GIB  # address space of each student process
     processes: int = 64  # processes and threads of the student's uid (as root) or of its cgroup
     cores: float = 1.0  # CPU time per second of one sandbox (its cgroup's quota), whatever its processes do

@@ -229,7 +229,7 @@ class Worker:
     def wait_ready(self) -> None:
         """Wait until the launched process has imported its libraries and checked that student code can run."""
         try:
-            header, _ = self._reader.recv(120)
+            header, _ = self._reader.recv(self.limits.start_seconds)
             self.ready = parse(header, Ready)
             self.steps = _steps(header)
         except (TimeoutError, EOFError, ProtocolError) as err:
@@ -302,7 +302,7 @@ class Worker:
     def _send(self, message: Preload | Start | Call | Answer | End, body: bytes = b"") -> None:
         if self.proc is None:
             raise SandboxError("worker not started")
-        send(self.proc.stdin.fileno(), message, body, timeout=30)
+        send(self.proc.stdin.fileno(), message, body, timeout=self.limits.send_seconds)
 
     def _recv(self, timeout: float, *expected: type) -> tuple[Any, bytes]:
         header, body = self._reader.recv(timeout)
@@ -329,7 +329,7 @@ class Worker:
         seconds = min(self.limits.notebook_seconds, max(0.0, submission.deadline - time.monotonic()))
         limits = self.limits.as_dict() | {"notebook_seconds": seconds}
         self._send(Start(limits), json.dumps(submission.cells).encode())
-        started, body = self._recv(self.limits.grader_wait(seconds) + 30, Started)
+        started, body = self._recv(self.limits.grader_wait(seconds) + self.limits.send_seconds, Started)
         return started.with_body(body)
 
     def call(self, probe: str, args: dict, seconds: float | None = None,
@@ -415,6 +415,6 @@ class Worker:
         self._submission = None
         try:
             self._send(End())
-            self._recv(60, Ended)
+            self._recv(self.limits.end_seconds, Ended)
         except (TimeoutError, EOFError, OSError, ProtocolError, SandboxError):
             self.restart()

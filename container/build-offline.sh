@@ -80,10 +80,19 @@ if [ "$(cat wheelhouse/.stamp 2>/dev/null)" = "$stamp" ]; then
   echo "   up to date for Python $image_python ($(find wheelhouse -name '*.whl' | wc -l) wheels)" >&2
 else
   rm -f wheelhouse/*.whl wheelhouse/.stamp
-  # binary wheels only (the image installs with --no-index and has no compiler), for the image's Python
-  "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-    --python-version "$image_python" --dest wheelhouse -r wheelhouse/requirements.txt 2>&1 \
-    | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
+  # binary wheels only (the image installs with --no-index and has no compiler), for the image's Python; a
+  # download that leaves no torch wheel (an index that did not answer) is tried once more, then an error
+  for try in 1 2; do
+    "$PYTHON" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+      --python-version "$image_python" --dest wheelhouse -r wheelhouse/requirements.txt 2>&1 \
+      | { grep -v "is ignored: it is neither a file nor a directory" || true; } >&2
+    if compgen -G "wheelhouse/torch-*.whl" >/dev/null; then break; fi
+    echo "   no torch wheel in wheelhouse/ after pip download (try $try of 2)" >&2
+    if [ "$try" = 2 ]; then
+      echo "error: pip could not download the dependencies into wheelhouse/ (check $PYTHON's pip index)" >&2
+      exit 1
+    fi
+  done
   echo "$stamp" >wheelhouse/.stamp
   echo "   $(find wheelhouse -name '*.whl' | wc -l) wheels for Python $image_python, $(du -sh wheelhouse | cut -f1)" >&2
 fi

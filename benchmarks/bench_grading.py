@@ -5,7 +5,7 @@
 
 Prints: both wall times and the speed-up (target >= 50x, every sandbox protection on), and the same for one
 submission from a cold start (target >= 5x); the per-submission overhead on a warm worker beyond the student's
-own compute (target < 100 ms); time and peak memory for N and 2N submissions (targets: linear time, flat
+own compute (target <= 60 ms); time and peak memory for N and 2N submissions (targets: linear time, flat
 memory); and each solved notebook's top-to-bottom time (< 60 s).
 """
 
@@ -174,7 +174,7 @@ def main() -> None:
         per, compute = overhead(20)
         print(f"\nwarm worker, one a1 submission: {per * 1000:.0f} ms wall, of which the student's code and the "
               f"checks in-process take {compute * 1000:.0f} ms -> sandbox overhead {max(per - compute, 0) * 1000:.0f} "
-              "ms (target < 100 ms)")
+              "ms (target <= 60 ms, issue #26)")
         big = make_course(tmp / "2n", 2 * args.n, mistakes=True)
         mixed = make_course(tmp / "n-mixed", args.n, mistakes=True)
         t1, m1 = bench_dlgrade(mixed, args.workers)

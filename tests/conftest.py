@@ -40,6 +40,18 @@ COURSE = Course.at(REPO)
 A1, A2, A3, A4, A5 = (COURSE.assignment(a) for a in COURSE.assignments())
 
 
+def quick_sample(cases: list[tuple], ids: list[str]) -> list:
+    """``cases`` (an assignment first in each) as parameters: the first case of each assignment runs in the quick
+    loop (``-m "not slow"``), the others are marked slow. CI runs them all."""
+    seen: set[str] = set()
+    params = []
+    for case, name in zip(cases, ids, strict=True):
+        first = case[0].id not in seen
+        seen.add(case[0].id)
+        params.append(pytest.param(*case, id=name, marks=() if first else pytest.mark.slow))
+    return params
+
+
 def copy_course(root: Path, assignments: list[str] | None = None) -> Course:
     """A course folder at ``root`` defined as the built-in one (all its assignments, or ``assignments``), with the
     same seed salt, and no submissions yet."""

@@ -167,6 +167,7 @@ def course_with_gradebook(root: Path, points: dict[str, float], extra_notebook: 
     return course
 
 
+@pytest.mark.slow
 def test_points_come_from_the_source_and_a_gradebook_that_disagrees_is_an_error(tmp_path) -> None:
     """A course with a gradebook: points come from its source notebook, and the gradebook must agree with it; one
     that gives a cell other points is an error naming the cell and how to make them agree. An agreeing gradebook
@@ -183,6 +184,7 @@ def test_points_come_from_the_source_and_a_gradebook_that_disagrees_is_an_error(
         course_notebook(disagreeing)
 
 
+@pytest.mark.slow
 def test_a_gradebook_with_another_graded_notebook_is_an_error(tmp_path) -> None:
     with pytest.raises(CourseError, match="graded notebooks bonus in a1_linear_regression, but dlgrade grades only "
                                           "linear_regression.ipynb"):

@@ -6,7 +6,7 @@ a confirmed cause, so it gets the plain "what differs" message, or a hint of its
 from __future__ import annotations
 
 import pytest
-from conftest import COURSE, concerned, failing_functions, outputs
+from conftest import COURSE, concerned, failing_functions, outputs, quick_sample
 
 from autograder.authoring import samples
 
@@ -25,8 +25,8 @@ NO_HINT = {
 }
 
 
-@pytest.mark.parametrize(("assignment", "near"), NEAR_MISSES,
-                         ids=[f"{a.id}-{n.function}-{a.suite.near_misses.index(n)}" for a, n in NEAR_MISSES])
+@pytest.mark.parametrize(("assignment", "near"), quick_sample(
+    NEAR_MISSES, [f"{a.id}-{n.function}-{a.suite.near_misses.index(n)}" for a, n in NEAR_MISSES]))
 def test_a_near_miss_loses_points_without_the_hint_whose_diagnosis_it_does_not_share(grade, assignment, near) -> None:
     suite = assignment.suite
     result = grade(assignment, samples.build(assignment, near.cells), only=concerned(assignment, near.cells))

@@ -69,6 +69,7 @@ def test_a_tutorial_style_notebook_earns_full_marks_for_its_loops(grade) -> None
 @pytest.mark.parametrize(("move", "missing"), [("", "batches never moved to the device"),
                                                 ("        xb = xb.to(device)\n", "target batches never moved"),
                                                 ("        yb = yb.to(device)\n", "input batches never moved")])
+@pytest.mark.slow
 def test_a_missing_device_move_loses_points_on_a_cpu(grade, move, missing) -> None:
     """On a CPU a batch left where it was trains as a moved one would; the loops are judged on the CPU under another
     name (cpu:0), so a missing .to(device) shows on any machine, while the lecture's idiom stays correct."""

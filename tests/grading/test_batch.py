@@ -82,6 +82,7 @@ def test_every_submission_gets_results_feedback_and_a_csv_row(graded_course) -> 
     assert "80-90 %: 3</title>" in svg and "90-100 %: 3</title>" in svg  # 10/12 and 12/12, three students each
 
 
+@pytest.mark.slow
 def test_rerunning_regrades_only_changed_submissions_and_force_regrades_all(graded_course) -> None:
     root = graded_course.root
     stamp = {p: p.stat().st_mtime_ns for p in (root / "graded").glob("*/*/results.json")}
@@ -125,6 +126,7 @@ def ctrl_c():
     signal.signal(signal.SIGINT, before)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ctrl_c")
 @pytest.mark.parametrize("stop", ["ctrl-c", "kill, started in the background"])
 def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path, stop: str) -> None:
@@ -159,6 +161,7 @@ def test_an_interrupted_batch_resumes_without_losing_or_duplicating(tmp_path, st
     assert len(csv_rows(root / "grades.csv")) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ctrl_c")
 def test_a_grading_cut_short_by_an_interruption_leaves_no_result(tmp_path, monkeypatch) -> None:
     """Ctrl-C closes the sandbox under a submission being graded: that submission gets no result (not a grader
@@ -193,6 +196,7 @@ def test_a_grading_cut_short_by_an_interruption_leaves_no_result(tmp_path, monke
     assert summary.skipped == 1 and [r.student for r in summary.graded] == ["s01"]
 
 
+@pytest.mark.slow
 def test_shards_merged_equal_an_unsharded_run(tmp_path) -> None:
     whole = make_course(tmp_path / "whole", 6)
     grade_course(whole, workers=2, limits=TEST_LIMITS)

@@ -35,6 +35,7 @@ def mistake(function: str) -> dict[str, str]:
     ("train_one_epoch", "Follow-through applied: your train_one_epoch fails its own tests"),  # fit, judged with it
     ("save_checkpoint", "Note: your save_checkpoint fails its own tests"),  # load_checkpoint, coupled to it
 ])
+@pytest.mark.slow
 def test_two_sandboxes_give_one_submission_the_verdicts_of_one(tmp_path, function, note) -> None:
     """The helper a function calls and the function are judged in one sandbox (follow-through needs the helper's
     verdict first); a note about a coupled function is written once every verdict is in, wherever each ran."""
@@ -48,6 +49,7 @@ def test_two_sandboxes_give_one_submission_the_verdicts_of_one(tmp_path, functio
     assert any(note in output for *_, output in verdicts(shared.graded[0]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("step", ["wait_ready", "run_notebook"])
 def test_a_helper_sandbox_that_fails_costs_the_submission_nothing(tmp_path, monkeypatch, step) -> None:
     """A second sandbox that cannot start, or cannot replay the notebook, is left out: the first grades alone."""
@@ -66,9 +68,11 @@ def test_a_helper_sandbox_that_fails_costs_the_submission_nothing(tmp_path, monk
 
 
 @pytest.mark.parametrize("assignment, students, sandboxes", [
-    (A3, 3, 2),  # more submissions than workers: one sandbox each
-    (A1, 1, 1),  # no long check: a second sandbox would cost more than it saves
-], ids=["a3_training_loop-3-2", "a1_linear_regression-1-1"])
+    pytest.param(A3, 3, 2, id="a3_training_loop-3-2", marks=pytest.mark.slow),  # more submissions than workers: one
+    # sandbox each
+    pytest.param(A1, 1, 1, id="a1_linear_regression-1-1"),  # no long check: a second sandbox would cost more than it
+    # saves
+])
 def test_a_submission_gets_one_sandbox_when_sharing_saves_nothing(tmp_path, assignment, students, sandboxes) -> None:
     course = copy_course(tmp_path / "course")
     for i in range(students):

@@ -133,6 +133,7 @@ def test_a_machine_where_student_code_cannot_work_stops_the_grader_instead_of_gi
     assert not list(root.glob("graded/*/*/results.json"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("warm", [True, False], ids=["grading", "public-tests"])
 def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it(warm) -> None:
     """The worker's stand-in for ``torch._dynamo`` (1.1 s of imports) serves eager training and checkpoints with

@@ -70,6 +70,7 @@ FUNCTIONS = ["mse_loss", "normal_equation", "add_intercept", "mse_gradient", "gr
              "simple_linear_regression"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_hidden_feedback_is_the_same_whatever_the_hidden_inputs(hidden_feedback, function) -> None:
     first, second = (run[function] for run in hidden_feedback)

@@ -162,6 +162,7 @@ def test_hiding_an_in_place_change_from_the_probe_gains_nothing(grade) -> None:
     assert "changed its input" not in outputs(forged, "gradient_descent")
 
 
+@pytest.mark.slow
 def test_hiding_warnings_and_gradient_tracking_gains_nothing(grade) -> None:
     """Warnings and torch's gradient mode are seen only inside the student's process: advisory, no points, so
     suppressing their observation earns nothing."""
@@ -181,6 +182,7 @@ def test_hiding_warnings_and_gradient_tracking_gains_nothing(grade) -> None:
     assert "Advisory (no points): evaluate computed the losses with gradient tracking on" in outputs(honest, "evaluate")
 
 
+@pytest.mark.slow
 def test_evaluation_mode_is_judged_during_the_call_not_after_it(grade) -> None:
     """evaluate's mode is judged from the losses it computes (batch norm in training mode gives others): switching
     to evaluation mode only after computing them, which a look at model.training afterwards would accept, fails."""
@@ -218,8 +220,9 @@ CRASHES = {
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=requires(PROCESSES) if n == "fork_loop" else ())
-                                  for n in CRASHES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[*([requires(PROCESSES)] if n == "fork_loop" else []),
+                                                         *([pytest.mark.slow] if i > 1 else [])])
+                                  for i, n in enumerate(CRASHES)])  # the quick loop: the first two
 def test_a_crashing_function_costs_only_its_own_tests(grade, name) -> None:
     body, fragment = CRASHES[name]
     code = f"def add_intercept(X):\n    {body}\n"
@@ -503,6 +506,7 @@ def test_a_denied_system_call_fails_with_a_message_naming_it(grade, call, code) 
 # -- a cgroup holds a whole worker ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @requires(CGROUP, NO_CHANNEL)
 def test_the_worker_cgroup_kills_what_rlimits_cannot_see(grade) -> None:
     """Memory that no RLIMIT_AS counts (shared memory of many processes) still meets the worker's cgroup: the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import A1, A2, A3, A5, outputs
 
 from autograder.authoring import samples
@@ -222,6 +223,7 @@ def test_a_model_that_computes_the_answer_instead_of_learning_it_earns_nothing(g
 
 
 
+@pytest.mark.slow
 def test_fit_cubic_without_its_seed_loses_the_reproducibility_check(grade) -> None:
     solved = samples.solved_cells(A3)["fit_cubic"]
     assert "torch.manual_seed(seed)" in solved

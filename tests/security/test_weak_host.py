@@ -152,6 +152,7 @@ def test_round_three_attacks_gain_nothing_on_a_weak_host_either(weak_grade, atta
         assert "(20, 3)" in text and all(s in ("(20, 3)", "(20, 1)") for s in attacks.shapes_in(text)), text
 
 
+@pytest.mark.slow
 @pytest.mark.requires_protection(USER)
 @pytest.mark.parametrize("assignment", [A1, A3], ids=["a1", "a3"])
 def test_correct_submissions_keep_full_marks_on_a_weak_host(weak_grade, assignment) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import re
 import select
 import shutil
 import signal
@@ -165,13 +166,25 @@ def reap() -> int:
 
 
 def clear(folder: str, owner: int | None = None) -> None:
-    """Delete the entries of ``folder``: all of them, or those that belong to uid ``owner``."""
+    """Delete the entries of ``folder``: all of them, or those that belong to uid ``owner``. A tree mounted inside it
+    (a Python environment that lives under /tmp, bound into the sandbox at its own path) is another file system:
+    never entered, only the folders leading to it are (what a submission wrote in them goes)."""
+    _clear(folder, owner, _mount_points(folder))
+
+
+def _clear(folder: str, owner: int | None, mounts: frozenset[str]) -> None:
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
         try:
+            if entry.path in mounts:
+                continue
+            if any(point.startswith(entry.path + "/") for point in mounts):
+                if entry.is_dir(follow_symlinks=False):
+                    _clear(entry.path, owner, mounts)
+                continue
             if owner is not None and entry.stat(follow_symlinks=False).st_uid != owner:
                 continue
             if entry.is_dir(follow_symlinks=False):
@@ -180,6 +193,20 @@ def clear(folder: str, owner: int | None = None) -> None:
                 os.unlink(entry.path)
         except OSError:
             pass
+
+
+def _mount_points(folder: str) -> frozenset[str]:
+    """The mount points below ``folder`` in this process's mount namespace (``/proc/self/mountinfo``; a student
+    process cannot add any: mounting is refused)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return frozenset()
+    below = folder.rstrip("/") + "/"
+    points = (re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+              for line in lines if len(line.split()) > 4)
+    return frozenset(p for p in points if p.startswith(below))
 
 
 @functools.lru_cache(maxsize=1)

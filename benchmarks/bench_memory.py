@@ -5,7 +5,7 @@ can forge.
 
 Grades, on one worker and in this process (the grader's), an honest a1 notebook, then notebooks whose graded
 functions write hand-made frames to the grader's pipe: the largest body a reply may have (16 MB) filled with
-nested empty lists (which once made the grader use 3.2 GB), an .npy header declaring 10^13 floats, a JSON reply
+nested empty lists (which once made the grader use 3.2 GB), an array header declaring 10^13 floats, a JSON reply
 header of 1 MB, and a 3 GB sparse notebook file. Prints the grader process's peak resident memory (ru_maxrss)
 after each, and the bound the limits set: two copies of the largest reply (16 MB each) per worker thread, beyond
 the grader's baseline. Nothing here is a test.
@@ -36,12 +36,11 @@ FORGE = ("def add_intercept(X):\n"
          "    import time\n"
          "    time.sleep(30)\n")
 NESTED = "b'\\x00\\x00\\x00\\x00' + b'[' + b'[],' * (16 * 2**20 // 3 - 10) + b'[]]'"
-NPY = ("b'\\x01\\x00\\x00\\x00' + (80).to_bytes(8, 'little') + b'\\x93NUMPY\\x01\\x00' + (70).to_bytes(2, 'little')"
-       " + (\"{'descr': '<f8', 'fortran_order': False, 'shape': (10000000000000,), }\").ljust(70).encode()"
-       " + b'{\"__nd__\": 0}'")
+ARRAY = ("b'\\x01\\x00\\x00\\x00' + (13).to_bytes(8, 'little') + b'<f8\\x00\\x01' + (10**13).to_bytes(8, 'little')"
+         " + b'{\"__nd__\": 0}'")
 CASES = {
     "16 MB of nested empty lists": FORGE.format(head="b'{\"op\": \"reply\", \"error\": null}'", body=NESTED),
-    "an array declaring 10^13 floats": FORGE.format(head="b'{\"op\": \"reply\", \"error\": null}'", body=NPY),
+    "an array declaring 10^13 floats": FORGE.format(head="b'{\"op\": \"reply\", \"error\": null}'", body=ARRAY),
     "a 1 MB reply header": FORGE.format(head="b'{\"op\": \"reply\", \"error\": null, \"x\": \"' + b'a' * (2**20 - 50)"
                                         " + b'\"}'", body="b''"),
 }

@@ -83,7 +83,7 @@ def protections() -> list[Protection]:
     else:
         channel = "student code runs as the grader's user, with no namespaces"
     return [
-        Protection(PROCESS, True, "fork per cell and per call; JSON + .npy"),
+        Protection(PROCESS, True, "fork per cell and per call; JSON + raw arrays"),
         Protection(NETWORK, namespaces, ns_how),
         Protection(VIEW, namespaces, ns_how),
         Protection(PRIVATE_TMP, namespaces, ns_how),

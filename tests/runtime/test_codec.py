@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import struct
+
 import numpy as np
 import pytest
 import torch
@@ -47,40 +50,57 @@ def test_lying_ndarray_subclass_arrives_as_a_plain_array() -> None:
     assert not np.array_equal(back, np.ones(3))
 
 
-def test_decoder_refuses_pickled_arrays_and_oversized_messages() -> None:
-    import io
-    import struct
-
-    buf = io.BytesIO()
-    np.save(buf, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    raw = buf.getvalue()
-    forged = struct.pack("<I", 1) + struct.pack("<Q", len(raw)) + raw + b'{"__nd__": 0}'
-    with pytest.raises(CodecError):
-        decode(forged)
+def test_decoder_refuses_object_arrays_and_oversized_messages() -> None:
+    with pytest.raises(CodecError, match="not numeric"):
+        decode(_frame(b'{"__nd__": 0}', _array_header("|O", (1,)) + bytes(8)))
     with pytest.raises(CodecError, match="limit"):
         decode(b"\0" * (DecodeLimits().max_bytes + 1))
 
 
-def _frame(meta: bytes, *arrays: bytes) -> bytes:
-    import struct
+@pytest.mark.parametrize("dtype", sorted({np.dtype(c).newbyteorder(o).str for c in "?" + np.typecodes["AllInteger"]
+                                          + np.typecodes["AllFloat"] for o in "<>"}))
+@pytest.mark.parametrize("shape", [(), (0,), (3,), (2, 0, 3), (2, 3)])
+def test_every_numeric_dtype_and_shape_round_trips_exactly(dtype: str, shape: tuple) -> None:
+    """Numbers and booleans of every size and byte order, scalars, empty arrays: same dtype, shape and values."""
+    value = (np.arange(math.prod(shape)) % 2).astype(dtype).reshape(shape)
+    back = decode(encode(value))
+    assert (back.dtype.str, back.shape) == (dtype, shape)
+    assert np.array_equal(back, value)
+    assert not back.flags.writeable
 
+
+def test_strided_and_fortran_arrays_arrive_with_their_values() -> None:
+    base = np.arange(24.0).reshape(4, 6)
+    for value in (base.T, base[::2, 1::3], np.asfortranarray(base)):
+        back = decode(encode(value))
+        assert back.shape == value.shape and np.array_equal(back, value)
+
+
+def _frame(meta: bytes, *arrays: bytes) -> bytes:
     return struct.pack("<I", len(arrays)) + b"".join(struct.pack("<Q", len(a)) + a for a in arrays) + meta
 
 
-def _npy_header(descr: str, shape: tuple) -> bytes:
-    header = repr({"descr": descr, "fortran_order": False, "shape": shape}).encode()
-    header += b" " * (63 - (len(header) + 10) % 64) + b"\n"
-    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header
+def _array_header(dtype: str, shape: tuple, ndim: int | None = None) -> bytes:
+    """An array's header as the encoder writes it (dtype name, number of dimensions, shape), possibly lying."""
+    ndim = len(shape) if ndim is None else ndim
+    return struct.pack("<4sB", dtype.encode(), ndim) + struct.pack(f"<{len(shape)}Q", *shape)
 
 
 @pytest.mark.parametrize(("data", "reason"), [
     (_frame(b'{"__nd__": 7}'), "malformed"),  # an array that is not there
     (_frame(b'{"__float__": "x"}'), "malformed number"),
     (_frame(b'{"__tuple__": 3}'), "malformed"),
-    (_frame(b'{"__tensor__": 0}', _npy_header("<f8", (1,)) + bytes(8)), "malformed"),
-    (_frame(b'{"__nd__": 0}', _npy_header("<f8", (10**13,)) + bytes(8)), "declared size"),  # 80 TB claimed
-    (_frame(b'{"__nd__": 0}', _npy_header("|O", (1,)) + bytes(8)), "not numeric"),
-    (_frame(b'{"__nd__": 0}', _npy_header("<f8", (2,)) + bytes(8)), "declared size"),  # cut short
+    (_frame(b'{"__tensor__": 0}', _array_header("<f8", (1,)) + bytes(8)), "malformed"),
+    (_frame(b'{"__nd__": 0}', _array_header("<f8", (10**13,)) + bytes(8)), "declared size"),  # 80 TB claimed
+    (_frame(b'{"__nd__": 0}', _array_header("<f8", (2**32, 2**32, 2**32)) + bytes(8)), "declared size"),
+    (_frame(b'{"__nd__": 0}', _array_header("|O", (1,)) + bytes(8)), "not numeric"),
+    (_frame(b'{"__nd__": 0}', _array_header("|V8", (1,)) + bytes(8)), "not numeric"),
+    (_frame(b'{"__nd__": 0}', _array_header("<M8", (1,)) + bytes(8)), "not numeric"),
+    (_frame(b'{"__nd__": 0}', _array_header("\xff\xfe", (1,)) + bytes(8)), "not numeric"),
+    (_frame(b'{"__nd__": 0}', _array_header("<f8", (2,)) + bytes(8)), "declared size"),  # cut short
+    (_frame(b'{"__nd__": 0}', _array_header("<f8", (1,), ndim=200) + bytes(8)), "malformed shape"),
+    (_frame(b'{"__nd__": 0}', _array_header("<f8", (1,), ndim=3) + bytes(8)), "malformed array"),  # shape cut short
+    (_frame(b'{"__nd__": 0}', b"<f"), "malformed array"),
     (_frame(b"[" * 100 + b"]" * 100), "nested"),
     (_frame(b"[" * 100_000 + b"]" * 100_000), "malformed"),  # deeper than json's recursion limit
     (_frame(b"[" + b"[]," * 600_000 + b"[]]"), "limit"),  # 1.8 MB of empty lists: refused before parsing

@@ -67,3 +67,23 @@ def test_a_header_that_is_not_json_is_refused() -> None:
         p.FdReader(read, max_body=2**20).recv(1)
     os.close(read)
     os.close(write)
+
+
+def test_frames_of_every_size_arrive_whole_and_in_order() -> None:
+    """Back-to-back frames, from empty to larger than one read asks for, each read whole and nothing mixed up (a
+    read asks for the rest of the frame under way, at least a small chunk)."""
+    import threading
+
+    sizes = [0, 1, p.SMALL_READ - 20, p.SMALL_READ + 1, 3 * 2**20, p.BIG_READ + 5, 7]
+    bodies = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    read, write = os.pipe()
+    writer = threading.Thread(target=lambda: [p.send(write, p.Call("probes.call", 1.0, str(len(b))), b)
+                                              for b in bodies])
+    writer.start()
+    reader = p.FdReader(read, max_body=2**25)
+    for body in bodies:
+        header, data = reader.recv(30)
+        assert p.parse(header, p.Call).key == str(len(body)) and data == body
+    writer.join()
+    os.close(read)
+    os.close(write)

@@ -130,6 +130,23 @@ def test_oom_kills_are_read_from_the_kernels_counters(tmp_path, version, name, t
     assert cgroups.Group((tmp_path,), version).oom_kills() == kills
 
 
+def test_oom_kills_follow_the_counter_as_it_changes_and_destroy_closes_it(tmp_path) -> None:
+    """The counter file is kept open between calls: a kill counted after the first read is still seen, a counter
+    that cannot be read is no kill, and removing the group leaves no descriptor behind."""
+    counter = tmp_path / "memory.oom_control"
+    counter.write_text("oom_kill_disable 0\noom_kill 0\n")
+    group = cgroups.Group((tmp_path,), 1)
+    before = len(os.listdir("/proc/self/fd"))
+    assert group.oom_kills() == 0
+    counter.write_text("oom_kill_disable 0\noom_kill 12\n")
+    assert group.oom_kills() == 12
+    counter.write_text("oom_kill_disable 0\noom_kill many\n")
+    assert group.oom_kills() == 0
+    assert len(os.listdir("/proc/self/fd")) == before + 1
+    group.destroy()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 def test_groups_of_graders_that_died_are_removed(tmp_path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()

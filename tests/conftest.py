@@ -187,6 +187,15 @@ def nbgrader(root: Path, *args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def release_a1(root: Path) -> Course:
+    """A scratch course like the built-in one with a1 alone, released afresh by stock nbgrader into its gradebook."""
+    course = copy_course(root, [A1.id])
+    shutil.rmtree(root / "assignments")
+    nbgrader(root, "db", "assignment", "add", A1.id)
+    nbgrader(root, "generate_assignment", A1.id)
+    return course
+
+
 def release_course(root: Path, gradebook: bool) -> Path:
     """A scratch course like the built-in one, every assignment released afresh by stock nbgrader (into its
     gradebook when ``gradebook``)."""

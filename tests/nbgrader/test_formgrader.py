@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import A1, TEST_LIMITS, copy_course, nbgrader
+from conftest import A1, TEST_LIMITS, release_a1
 
 from autograder.authoring import samples
-from autograder.course import Course
 from autograder.course.points import format_points
 from autograder.grading.batch import grade_course
 from autograder.reporting.results import read_result
@@ -30,15 +29,6 @@ pytestmark = pytest.mark.xdist_group("formgrader")
 NAME = A1.notebook
 TOKEN = "dlgrade-formgrader-test"
 STUDENTS = ("ada", "ben", "cy")  # full marks, the typical mistakes, the release untouched
-
-
-def release_a1(root: Path) -> Course:
-    """A scratch course like the built-in one with a1 alone, released afresh by stock nbgrader into its gradebook."""
-    course = copy_course(root, [A1.id])
-    shutil.rmtree(root / "assignments")
-    nbgrader(root, "db", "assignment", "add", A1.id)
-    nbgrader(root, "generate_assignment", A1.id)
-    return course
 
 
 @pytest.fixture(scope="module")

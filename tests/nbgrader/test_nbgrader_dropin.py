@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import A1, COURSE, TEST_LIMITS, copy_course, nbgrader
+from conftest import A1, COURSE, TEST_LIMITS, copy_course, nbgrader, release_a1
 
 from autograder.authoring import samples
 from autograder.course import Course, CourseError, points
@@ -35,15 +35,6 @@ def cell_by_id(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNod
 
 
 # -- a course graded by dlgrade alone ------------------------------------------------------------------------------
-
-def release_a1(root: Path) -> Course:
-    """A scratch course like the built-in one with a1 alone, released afresh by stock nbgrader into its gradebook."""
-    course = copy_course(root, [A1.id])
-    shutil.rmtree(root / "assignments")
-    nbgrader(root, "db", "assignment", "add", A1.id)
-    nbgrader(root, "generate_assignment", A1.id)
-    return course
-
 
 def submit(root: Path, student: str, nb, when: str = TIMESTAMP) -> None:
     """What ``nbgrader collect`` leaves: the notebook, its timestamp and the submission's secret."""

@@ -10,10 +10,12 @@ Who sends what:
 
 - grader -> zygote: ``Preload`` (once, first), ``Start`` (body: the cells), ``Call`` (body: arguments),
   ``Answer`` (to an ``Ask``), ``End``
-- zygote -> grader: ``Ready``, ``Started``, ``Reply`` / ``Ask`` (relayed from the student side), ``Ended``,
+- zygote -> grader: ``Ready``, ``Started``, ``Reply`` / ``Ask`` (relayed from a call server), ``Ended``,
   ``Failed``
-- student process -> zygote: ``CellStart``, ``CellDone``, ``CellsDone``, then ``Reply`` / ``Ask`` for calls
-- call server <-> student process: ``Call`` / ``Answer`` in, ``Reply`` / ``Ask`` out
+- zygote -> student process: ``Serve`` (with the two pipe ends of a new call server, passed on a socket),
+  ``Retire``
+- student process -> zygote: ``CellStart``, ``CellDone``, ``CellsDone``, then a ``Reply`` to each ``Retire``
+- call server <-> zygote: ``Call`` / ``Answer`` in, ``Reply`` / ``Ask`` out
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Op(str, Enum):
     END = "end"
     ENDED = "ended"
     FAILED = "failed"
+    SERVE = "serve"
+    RETIRE = "retire"
 
 
 class ErrorKind(str, Enum):
@@ -418,8 +422,48 @@ class Failed(Message):
         return cls(_text(obj.get("message")))
 
 
+@dataclass(frozen=True)
+class Serve(Message):
+    """Fork a call server for ``key`` on the two pipe ends that come with this message (a request end to read, a
+    reply end to write, passed on the student process's descriptor socket): the zygote talks to it directly."""
+
+    op: ClassVar[Op] = Op.SERVE
+    key: str = ""
+
+    def to_wire(self) -> dict:
+        return {"op": self.op.value, "key": self.key}
+
+    @classmethod
+    def from_wire(cls, obj: dict) -> Serve:
+        return cls(_key(obj.get("key")))
+
+
+@dataclass(frozen=True)
+class Retire(Message):
+    """The call server for ``key`` failed: kill it and :class:`Reply` how it ended (waiting a moment for its exit
+    status when it had ``ended`` already, its pipe closed)."""
+
+    op: ClassVar[Op] = Op.RETIRE
+    key: str = ""
+    ended: bool = False
+
+    def to_wire(self) -> dict:
+        return {"op": self.op.value, "key": self.key, "ended": self.ended}
+
+    @classmethod
+    def from_wire(cls, obj: dict) -> Retire:
+        return cls(_key(obj.get("key")), _bool(obj.get("ended"), "ended"))
+
+
+def _key(value: Any) -> str:
+    if not (isinstance(value, str) and len(value) <= 100):
+        raise ProtocolError("key must be a short string")
+    return value
+
+
 RECORDS: dict[Op, type[Message]] = {cls.op: cls for cls in (
-    Preload, Ready, Start, CellStart, CellDone, CellsDone, Started, Call, Ask, Answer, Reply, End, Ended, Failed)}
+    Preload, Ready, Start, CellStart, CellDone, CellsDone, Started, Call, Ask, Answer, Reply, End, Ended, Failed,
+    Serve, Retire)}
 
 
 def parse(header: Any, *expected: type[Message]) -> Message:

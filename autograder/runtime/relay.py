@@ -1,9 +1,10 @@
-"""One relay: the only code by which a graded call crosses a hop of the boundary, at each of its three hops.
+"""One relay: the only code by which a graded call crosses a hop of the boundary, at each of its two hops.
 
-A call goes grader -> zygote -> the notebook's process -> a call server and back. At each hop the same exchange
-happens: the call goes down; from below come questions (:class:`Ask`, a probe asking for the reference's value under
-follow-through) until the :class:`Reply`; each question is answered (the grader answers itself; the hops between
-pass it up and the answer back down with :func:`forward`). Deadlines, limits and what a failure means stay with the
+A call goes grader -> zygote -> its function's call server and back (the notebook's process forks the server on
+pipes the zygote made, and is not on the way). At each hop the same exchange happens: the call goes down; from
+below come questions (:class:`Ask`, a probe asking for the reference's value under follow-through) until the
+:class:`Reply`; each question is answered (the grader answers itself; the zygote passes it up and the answer back
+down with :func:`forward`). Deadlines, limits and what a failure means stay with the
 caller: the grader bounds the questions per call (``Limits.asks_per_call``), every hop bounds the wait.
 """
 

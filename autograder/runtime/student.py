@@ -4,8 +4,10 @@ Cells run in this process, one after another, announcing each start to the zygot
 a cell that crashes, exits or hangs gets the whole process killed and the notebook is replayed without it, so a
 bad exploratory cell costs only itself. Graded calls run in call servers: forks of the final state, one per graded
 name (or per probe, for the grader's own routines; its calls share the server until one fails), so a segfault or
-an endless loop costs only the call that caused it and the next call gets a fresh fork. Inside a call, a probe may
-:func:`ask` the grader for a reference value (follow-through credit); the question travels the same pipes back.
+an endless loop costs only the call that caused it and the next call gets a fresh fork. This process forks each
+server when the zygote asks (:class:`Serve`, with the server's two pipe ends) and kills it when the zygote says it
+failed (:class:`Retire`); calls go from the zygote to the server directly, not through this process. Inside a call,
+a probe may :func:`ask` the grader for a reference value (follow-through credit) on the same pipes.
 
 This code shares its process with student code and is not trusted: the zygote enforces every limit and the
 grader validates every message and value.
@@ -18,7 +20,7 @@ import linecache
 import os
 import resource
 import signal
-import time
+import socket
 import traceback
 from typing import Any
 
@@ -34,26 +36,26 @@ from .protocol import (
     FdReader,
     ProtocolError,
     Reply,
+    Retire,
+    Serve,
     StudentError,
     TraceFrame,
-    forged,
     parse,
     send,
 )
-from .relay import forward, pipes, relay
 
 MAX_MESSAGE_CHARS = 500
 
 
-def run_submission(cells: list[dict], from_zygote: int, to_zygote: int, limits: dict) -> None:
-    """Execute ``cells`` (dicts with ``index`` and ``source``), then relay calls until the channel closes."""
+def run_submission(cells: list[dict], from_zygote: int, to_zygote: int, descriptors: int, limits: dict) -> None:
+    """Execute ``cells`` (dicts with ``index`` and ``source``), then fork call servers until the channel closes;
+    ``descriptors`` is the socket on which each server's pipe ends arrive."""
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     for cell in cells:
         send(to_zygote, CellStart(cell["index"]))
         send(to_zygote, CellDone(cell["index"], _exec_cell(cell, ns)))
     send(to_zygote, CellsDone())
-    relay = _CallRelay(ns, to_zygote, int(limits["reply_bytes"]), float(limits["relay_seconds"]))
-    relay.serve(FdReader(from_zygote, int(limits["reply_bytes"])))
+    _Servers(ns, from_zygote, to_zygote, descriptors, int(limits["reply_bytes"])).serve()
 
 
 def _exec_cell(cell: dict, ns: dict) -> StudentError | None:
@@ -67,59 +69,56 @@ def _exec_cell(cell: dict, ns: dict) -> StudentError | None:
     return None
 
 
-class _CallRelay:
-    """Relays each call to the call server for its key, and the server's questions to the grader."""
+class _Servers:
+    """This process's call servers: forked on the pipe ends the zygote passes, killed when it says so."""
 
-    def __init__(self, ns: dict, to_zygote: int, max_body: int, relay_seconds: float) -> None:
-        self.ns, self.to_zygote, self.max_body, self.relay_seconds = ns, to_zygote, max_body, relay_seconds
-        self.servers: dict[str, tuple[int, int, FdReader]] = {}  # key -> pid, request fd, reply reader
+    def __init__(self, ns: dict, from_zygote: int, to_zygote: int, descriptors: int, max_body: int) -> None:
+        self.ns, self.from_zygote, self.to_zygote, self.max_body = ns, from_zygote, to_zygote, max_body
+        self.descriptors = socket.socket(fileno=descriptors)
+        self.pids: dict[str, int] = {}  # key -> its call server
 
-    def serve(self, inbox: FdReader) -> None:
+    def serve(self) -> None:
+        inbox = FdReader(self.from_zygote, self.max_body)
         while True:
             try:
-                header, body = inbox.recv(None)
-                call = parse(header, Call)
+                request = parse(inbox.recv(None)[0], Serve, Retire)
             except (EOFError, ProtocolError):
                 os._exit(0)
-            reply, data = self._relay(call, body, inbox)
-            send(self.to_zygote, reply, data)
+            if isinstance(request, Serve):
+                self._fork(request.key)
+            else:
+                send(self.to_zygote, Reply(self._retire(request)))
 
-    def _relay(self, call: Call, body: bytes, inbox: FdReader) -> tuple[Reply, bytes]:
-        if call.key not in self.servers:
-            self.servers[call.key] = self._fork_server()
-        pid, request_fd, replies = self.servers[call.key]
-        try:  # its questions go up to the grader, their answers back down to the server
-            return relay(call, body, *pipes(request_fd, replies, self.relay_seconds), forward(self.to_zygote, inbox),
-                         time.monotonic() + call.seconds)
-        except (TimeoutError, EOFError, OSError, ProtocolError) as err:
-            del self.servers[call.key]
-            os.close(request_fd)
-            os.close(replies.fd)
-            error = _reap(pid) if isinstance(err, EOFError) else forged(err) if isinstance(err, ProtocolError) else None
-            _kill(pid)
-            if error is None:
-                error = StudentError(ErrorKind.TIMEOUT, message=f"it was stopped after {call.seconds:g} s")
-            return Reply(error), b""
-
-    def _fork_server(self) -> tuple[int, int, FdReader]:
-        req_r, req_w = os.pipe()
-        rep_r, rep_w = os.pipe()
+    def _fork(self, key: str) -> None:
+        _, fds, _, _ = socket.recv_fds(self.descriptors, 1, 2)
+        if len(fds) != 2:  # nothing usable came: the zygote's call times out, then retires this key
+            for fd in fds:
+                os.close(fd)
+            return
+        if key in self.pids:
+            _kill(self.pids.pop(key))
         pid = os.fork()
         if pid == 0:
             try:
                 os.setpgid(0, 0)
-                os.close(req_w)
-                os.close(rep_r)
-                for _, fd, reader in self.servers.values():
+                for fd in (self.from_zygote, self.to_zygote, self.descriptors.detach()):
                     os.close(fd)
-                    os.close(reader.fd)
                 _single_threaded()
-                _serve_calls(self.ns, FdReader(req_r, self.max_body), rep_w, self.max_body)
+                _serve_calls(self.ns, FdReader(fds[0], self.max_body), fds[1], self.max_body)
             finally:
                 os._exit(0)
-        os.close(req_r)
-        os.close(rep_w)
-        return pid, req_w, FdReader(rep_r, self.max_body)
+        for fd in fds:
+            os.close(fd)
+        self.pids[key] = pid
+
+    def _retire(self, request: Retire) -> StudentError | None:
+        """Kill ``request.key``'s server; how it ended, when it had ended of itself."""
+        pid = self.pids.pop(request.key, None)
+        if pid is None:
+            return None
+        error = _reap(pid) if request.ended else None
+        _kill(pid)
+        return error
 
 
 def _serve_calls(ns: dict, requests: FdReader, out: int, max_body: int) -> None:

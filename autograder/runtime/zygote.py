@@ -3,7 +3,8 @@
 It is started by ``autograder.sandbox`` (inside bubblewrap where available) and speaks :mod:`protocol` frames on
 stdin/stdout. For each submission it forks a student process (``confine`` makes it one), supervises its cells
 with their deadlines (a cell that hangs or kills the process is skipped and the notebook replayed), relays
-calls and follow-through questions with hard deadlines, and afterwards removes everything the submission left
+calls (straight to each graded function's call server, whose pipes it makes) and follow-through questions with
+hard deadlines, and afterwards removes everything the submission left
 (``cleanup``). Every frame from the student side is validated: a malformed or forged one ends that submission
 with a reason, never this process. It never holds reference solutions or expected values.
 
@@ -26,6 +27,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -47,6 +49,8 @@ from .protocol import (
     ProtocolError,
     Ready,
     Reply,
+    Retire,
+    Serve,
     Start,
     Started,
     StudentError,
@@ -136,11 +140,29 @@ def _prctl(option: int, value: int) -> bool:
 
 @dataclass
 class StudentProcess:
-    """The running student process and the pipes to it."""
+    """The running student process, the pipes to it, the socket that passes it each call server's pipe ends, and
+    the call servers' pipes: key -> the request end (to write) and a reader of the reply end."""
 
     pid: int
     to: int
     replies: FdReader
+    descriptors: socket.socket
+    servers: dict[str, tuple[int, FdReader]] = field(default_factory=dict)
+
+    def close_server(self, key: str) -> None:
+        to, replies = self.servers.pop(key)
+        os.close(to)
+        os.close(replies.fd)
+
+    def close(self) -> None:
+        for key in list(self.servers):
+            self.close_server(key)
+        self.descriptors.close()
+        for fd in (self.to, self.replies.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 @dataclass
@@ -349,14 +371,17 @@ class Zygote:
         steps.lap("replay: fresh working folder")
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.swept = False
         pid = os.fork()
         if pid == 0:
             try:
                 os.close(to_w)
                 os.close(from_r)
-                confine.become_student(self.cfg, self.limits, keep=(to_r, from_w))
-                student.run_submission(cells, to_r, from_w, self.limits)
+                ours.close()
+                descriptors = theirs.detach()
+                confine.become_student(self.cfg, self.limits, keep=(to_r, from_w, descriptors))
+                student.run_submission(cells, to_r, from_w, descriptors, self.limits)
             except BaseException:  # noqa: BLE001 - the student process ends here whatever happened (exit 70)
                 if self.cfg.get("debug"):
                     traceback.print_exc()
@@ -365,7 +390,8 @@ class Zygote:
         steps.lap("replay: fork the student process")
         os.close(to_r)
         os.close(from_w)
-        self.student = StudentProcess(pid, to_w, FdReader(from_r, int(self.limits["reply_bytes"])))
+        theirs.close()
+        self.student = StudentProcess(pid, to_w, FdReader(from_r, int(self.limits["reply_bytes"])), ours)
         select.select([from_r], [], [], max(0.0, deadline - time.monotonic()))  # its first word (or its end)
         steps.lap("replay: student process start and confinement")
         replay = self._follow(cells, deadline)
@@ -416,19 +442,52 @@ class Zygote:
                 return replay
 
     def _call(self, call: Call, body: bytes) -> tuple[Reply, bytes]:
-        """Relay ``call`` to the student process and its questions to the grader, within the call's deadline."""
+        """Relay ``call`` to its call server and its questions to the grader, within the call's deadline; a server
+        that fails is retired (the student process kills it and says how it ended), the next call gets a new one."""
         if self.student is None:
             return Reply(StudentError(ErrorKind.DEAD, message="the notebook's process is not running")), b""
         slack = float(self.limits["relay_seconds"])
-        try:  # its questions go up to the grader, their answers back down to the student process
-            below = pipes(self.student.to, self.student.replies, slack)
-            return relay(call, body, *below, forward(self.out, self.inbox), time.monotonic() + call.seconds + slack)
+        try:  # its questions go up to the grader, their answers back down to the server
+            to, replies = self.student.servers.get(call.key) or self._serve(call.key)
+            return relay(call, body, *pipes(to, replies, slack), forward(self.out, self.inbox),
+                         time.monotonic() + call.seconds)
         except ProtocolError as err:
-            self._sweep("calls: sweep after a failed relay: ")
-            return Reply(forged(err)), b""
-        except (TimeoutError, EOFError, OSError):
+            error = forged(err)
+        except TimeoutError:
+            error = StudentError(ErrorKind.TIMEOUT, message=f"it was stopped after {call.seconds:g} s")
+        except (EOFError, OSError):
+            error = None  # it ended: the student process knows how
+        try:
+            ended = self._retire(call.key, error is None, slack)
+        except (TimeoutError, EOFError, OSError, ProtocolError):
             self._sweep("calls: sweep after a failed relay: ")
             return Reply(StudentError(ErrorKind.DEAD, message="the notebook's process stopped answering")), b""
+        return Reply(error or ended or StudentError(ErrorKind.CRASHED, message="the process ended")), b""
+
+    def _serve(self, key: str) -> tuple[int, FdReader]:
+        """A new call server for ``key``: its pipes made here, their far ends passed to the student process."""
+        requests_r, requests_w = os.pipe()
+        replies_r, replies_w = os.pipe()
+        try:
+            socket.send_fds(self.student.descriptors, [b"s"], [requests_r, replies_w])
+            send(self.student.to, Serve(key), timeout=float(self.limits["relay_seconds"]))
+        except BaseException:
+            os.close(requests_w)
+            os.close(replies_r)
+            raise
+        finally:
+            os.close(requests_r)
+            os.close(replies_w)
+        server = self.student.servers[key] = (requests_w, FdReader(replies_r, int(self.limits["reply_bytes"])))
+        return server
+
+    def _retire(self, key: str, ended: bool, seconds: float) -> StudentError | None:
+        """Have the student process kill ``key``'s call server; how it ended (when it had ``ended`` of itself)."""
+        if key in self.student.servers:
+            self.student.close_server(key)
+        send(self.student.to, Retire(key, ended), timeout=seconds)
+        header, _ = self.student.replies.recv(seconds)
+        return parse(header, Reply).error
 
     def _fresh_workdir(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -449,11 +508,7 @@ class Zygote:
         steps in the timing record."""
         steps = self.steps
         if self.student is not None:
-            for fd in (self.student.to, self.student.replies.fd):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self.student.close()
             self.student = None
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # reaped here, with their page-fault counts
         try:

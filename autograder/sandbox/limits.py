@@ -17,7 +17,7 @@ class Limits:
     notebook_seconds: float = 150.0  # all cells together (also each student process's CPU time)
     call_seconds: float = 10.0  # one graded call, unless a check asks for more
     submission_seconds: float = 300.0  # everything about one submission: cells, every call, follow-through
-    relay_seconds: float = 5.0  # slack each relay (zygote, student process) adds to a deadline it passes on
+    relay_seconds: float = 5.0  # slack of each hop of a call (the zygote's relay; ending a failed call server)
     start_seconds: float = 120.0  # a sandbox's start: Python, the runtime, its imports and self-check
     send_seconds: float = 30.0  # a message into the sandbox; also its slack to report a run of the notebook
     end_seconds: float = 60.0  # the end of a submission: its processes killed, its files and kernel objects gone
@@ -36,8 +36,8 @@ class Limits:
         return asdict(self)
 
     def grader_wait(self, seconds: float) -> float:
-        """How long the grader waits for a call of ``seconds``: the call plus the zygote's and the student
-        process's relays."""
+        """How long the grader waits for a call of ``seconds``: the call, the zygote's relay, and the end of a call
+        server that failed."""
         return seconds + 2 * self.relay_seconds
 
     @property

@@ -71,7 +71,7 @@ out["student_reap"] = error.message if error else None
 z = zygote.Zygote.__new__(zygote.Zygote)
 z.exits = {}
 pid = ends_later(4)
-z.student = zygote.StudentProcess(pid, -1, None)
+z.student = zygote.StudentProcess(pid, -1, None, None)
 status = z._wait(pid, 10.0)
 out["zygote_wait"] = os.WEXITSTATUS(status) if status is not None else None
 print(json.dumps(out))

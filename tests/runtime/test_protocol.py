@@ -15,6 +15,7 @@ from autograder.runtime import protocol as p
     p.CellDone(4, p.StudentError(p.ErrorKind.EXCEPTION, "ValueError", "bad", (p.TraceFrame("<cell 4>", 2, "f", "x"),))),
     p.CellDone(5), p.CellsDone(), p.Call("probes.call", 2.5, "mse_loss"), p.Ask("probes.call"), p.Answer(),
     p.Reply(p.StudentError(p.ErrorKind.TIMEOUT, message="stopped")), p.End(), p.Ended(), p.Failed("bug"),
+    p.Serve("probes.call:mse_loss"), p.Retire("probes.call:mse_loss", True),
 ])
 def test_every_record_survives_a_round_trip(message) -> None:
     assert p.parse(message.to_wire(), type(message)) == message

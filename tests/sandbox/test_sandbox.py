@@ -177,6 +177,46 @@ def test_training_in_the_sandbox_does_without_dynamo_until_something_asks_for_it
     assert calls["submodule"] == [True, "module"]  # one copy of each submodule, the real package's
 
 
+def test_a_call_server_holds_its_own_two_pipes_and_nothing_of_the_notebooks_process(worker) -> None:
+    """Calls go from the zygote straight to each function's call server, on pipes made for it: a server holds no
+    descriptor of the notebook's process (its channel to the zygote, the socket on which servers' pipes arrive) nor
+    another function's; a server that exits is described and the next call gets a fresh one; a call that kills the
+    notebook's process costs only the calls that need a new server, with a reason, and the next submission runs."""
+    cells = [{"index": 0, "source": (
+        "import os\n"
+        "def fds():\n"
+        "    return {f: os.readlink(f'/proc/self/fd/{f}') for f in os.listdir('/proc/self/fd')\n"
+        "            if os.path.exists(f'/proc/self/fd/{f}')}\n"
+        "def other():\n"
+        "    return fds()\n"
+        "def leave():\n"
+        "    os._exit(5)\n"
+        "def kill_notebook():\n"
+        "    os.kill(os.getppid(), 9)\n"
+        "    return 1\n")}]
+
+    def call(name: str):
+        return worker.call("probes.call", {"name": name, "args": []})
+
+    worker.run_notebook(cells)
+    try:
+        mine, theirs = call("fds").value["value"], call("other").value["value"]
+        pipes = {fd: target for fd, target in mine.items() if target.startswith("pipe:")}
+        assert len(pipes) == 2 and set(mine.values()) - set(pipes.values()) == {"/dev/null"}, mine
+        assert not set(pipes.values()) & set(theirs.values()), (mine, theirs)
+        left = call("leave")
+        assert not left.ok and "exit code 5" in left.error.message, left.error
+        assert call("leave").error.message == left.error.message and call("fds").ok
+        assert call("kill_notebook").ok
+        dead = call("something_new")
+        assert not dead.ok and "notebook's process" in dead.error.message, dead.error
+    finally:
+        worker.end_submission()
+    worker.run_notebook(cells)
+    assert call("other").ok
+    worker.end_submission()
+
+
 def test_a_call_that_asks_too_often_costs_that_call_only() -> None:
     """Follow-through questions are bounded per call (``Limits.asks_per_call``): past it, that call fails with a
     reason, the sandbox is replaced, and the next call runs."""

@@ -423,32 +423,37 @@ class Failed(Message):
 
 
 @dataclass(frozen=True)
-class Serve(Message):
-    """Fork a call server for ``key`` on the two pipe ends that come with this message (a request end to read, a
-    reply end to write, passed on the student process's descriptor socket): the zygote talks to it directly."""
+class _Keyed(Message):
+    """A request about the call server for ``key``."""
 
-    op: ClassVar[Op] = Op.SERVE
     key: str = ""
 
     def to_wire(self) -> dict:
         return {"op": self.op.value, "key": self.key}
 
     @classmethod
-    def from_wire(cls, obj: dict) -> Serve:
+    def from_wire(cls, obj: dict) -> _Keyed:
         return cls(_key(obj.get("key")))
 
 
 @dataclass(frozen=True)
-class Retire(Message):
+class Serve(_Keyed):
+    """Fork a call server for ``key`` on the two pipe ends that come with this message (a request end to read, a
+    reply end to write, passed on the student process's descriptor socket): the zygote talks to it directly."""
+
+    op: ClassVar[Op] = Op.SERVE
+
+
+@dataclass(frozen=True)
+class Retire(_Keyed):
     """The call server for ``key`` failed: kill it and :class:`Reply` how it ended (waiting a moment for its exit
     status when it had ``ended`` already, its pipe closed)."""
 
     op: ClassVar[Op] = Op.RETIRE
-    key: str = ""
     ended: bool = False
 
     def to_wire(self) -> dict:
-        return {"op": self.op.value, "key": self.key, "ended": self.ended}
+        return {**super().to_wire(), "ended": self.ended}
 
     @classmethod
     def from_wire(cls, obj: dict) -> Retire:

@@ -84,10 +84,10 @@ class _Servers:
                 request = parse(inbox.recv(None)[0], Serve, Retire)
             except (EOFError, ProtocolError):
                 os._exit(0)
-            if isinstance(request, Serve):
-                self._fork(request.key)
-            else:
+            if isinstance(request, Retire):
                 send(self.to_zygote, Reply(self._retire(request)))
+            else:
+                self._fork(request.key)
 
     def _fork(self, key: str) -> None:
         _, fds, _, _ = socket.recv_fds(self.descriptors, 1, 2)
@@ -95,8 +95,6 @@ class _Servers:
             for fd in fds:
                 os.close(fd)
             return
-        if key in self.pids:
-            _kill(self.pids.pop(key))
         pid = os.fork()
         if pid == 0:
             try:

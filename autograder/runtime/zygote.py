@@ -465,20 +465,17 @@ class Zygote:
         return Reply(error or ended or StudentError(ErrorKind.CRASHED, message="the process ended")), b""
 
     def _serve(self, key: str) -> tuple[int, FdReader]:
-        """A new call server for ``key``: its pipes made here, their far ends passed to the student process."""
+        """A new call server for ``key``: its pipes made here, their far ends passed to the student process (on
+        failure the caller retires ``key``, which closes ours)."""
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
+        server = self.student.servers[key] = (requests_w, FdReader(replies_r, int(self.limits["reply_bytes"])))
         try:
             socket.send_fds(self.student.descriptors, [b"s"], [requests_r, replies_w])
             send(self.student.to, Serve(key), timeout=float(self.limits["relay_seconds"]))
-        except BaseException:
-            os.close(requests_w)
-            os.close(replies_r)
-            raise
         finally:
             os.close(requests_r)
             os.close(replies_w)
-        server = self.student.servers[key] = (requests_w, FdReader(replies_r, int(self.limits["reply_bytes"])))
         return server
 
     def _retire(self, key: str, ended: bool, seconds: float) -> StudentError | None:

@@ -147,6 +147,17 @@ def test_oom_kills_follow_the_counter_as_it_changes_and_destroy_closes_it(tmp_pa
     assert len(os.listdir("/proc/self/fd")) == before
 
 
+def test_the_oom_counter_is_found_in_whichever_folder_has_it(tmp_path) -> None:
+    """v1 keeps the counter in the memory controller's folder, wherever it stands among the group's folders; a group
+    with no counter anywhere counts no kill."""
+    pids, memory = tmp_path / "pids", tmp_path / "memory"
+    pids.mkdir()
+    memory.mkdir()
+    (memory / "memory.oom_control").write_text("oom_kill_disable 0\noom_kill 3\n")
+    assert cgroups.Group((pids, memory), 1).oom_kills() == 3
+    assert cgroups.Group((pids,), 1).oom_kills() == 0
+
+
 def test_groups_of_graders_that_died_are_removed(tmp_path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -230,12 +230,16 @@ def _run(todo: list[Job], n_workers: int, limits: Limits | None, summary: Summar
         batch.stopping.set()
         for worker in workers:
             worker.close()
+        for thread in (t for t in running if t.is_alive()):  # a result being written is finished
+            thread.join(timeout=FINISH_SECONDS)
         batch.progress.close()
         for grader in batch.graders.values():
             grader.reference.cache.save()
     if not batch.pending.empty():
         raise BatchError("no sandbox worker could start: " + "; ".join(summary.errors))
 
+
+FINISH_SECONDS = 30.0  # how long an interrupted batch waits for each thread to finish the file it is writing
 
 # Sandboxes that share one submission's checks when there are more workers than submissions (one upload on a
 # machine with two cores) and the assignment has a long check (one that trains): that check in one, the rest in the
